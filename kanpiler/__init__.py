@@ -14,7 +14,9 @@ first used, so ``import kanpiler`` is cheap.
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
+from types import ModuleType
 from typing import Any
 
 from ._version import __version__
@@ -87,3 +89,16 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+class _Package(ModuleType):
+    """Keeps ``kanpiler.parse``/``lower``/``render`` the functions: importing a submodule of the
+    same name (``kanpiler/parse.py``) would otherwise bind the module over the function."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, ModuleType) and name in _LAZY:
+            return  # the submodule stays reachable through sys.modules
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

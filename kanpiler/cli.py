@@ -1,0 +1,198 @@
+"""The command line: ``kanpiler parse | compile | convert | tree``.
+
+In: arguments (formula text, model paths, data files). Out: text on stdout, files the user
+names; every ``KanpilerError`` is printed on stderr and exits with status 2.
+Stage: CLI, a thin shell over the public API (heavy modules are imported per subcommand).
+
+    kanpiler parse "sin(x)*exp(y)"
+    kanpiler compile "sin(x)*exp(y)" --print-layout --svg model.svg --save model
+    kanpiler convert model --latex
+    kanpiler tree model --data points.csv --svg tree.svg
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import KanpilerError, RenderError
+
+_EPILOG = 'A formula that starts with "-" goes last, after "--": kanpiler parse --variables x -- "-x**2"'
+
+
+def _parse_cmd(args: argparse.Namespace) -> None:
+    from .parse import parse
+    from .passes import canonicalize
+    from .printing import to_latex, to_string, to_sympy
+
+    expr = canonicalize(parse(args.formula, args.variables))
+    print(f"formula: {to_string(expr)}")
+    print(f"sympy:   {to_sympy(expr)}")
+    print(f"latex:   {to_latex(expr)}")
+
+
+def _compile_cmd(args: argparse.Namespace) -> None:
+    import torch
+
+    import kanpiler
+
+    dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
+    model = kanpiler.compile(args.formula, args.variables, dtype=dtype)
+    print(f"variables: {', '.join(model.variables)}")
+    print(f"width:     {model.width}")
+    if args.print_layout:
+        print(kanpiler.lower(args.formula, args.variables))
+    _write_drawing(model, args)
+    if args.save:
+        model.save(args.save)
+        print(f"saved:     {args.save}")
+
+
+def _convert_cmd(args: argparse.Namespace) -> None:
+    import sympy
+
+    import kanpiler
+
+    formulas = kanpiler.to_sympy(kanpiler.load(args.model))
+    formulas = formulas if isinstance(formulas, (list, tuple)) else [formulas]
+    for i, f in enumerate(formulas):
+        name = "y" if len(formulas) == 1 else f"y{i}"
+        print(f"{name} = {sympy.latex(f) if args.latex else f}")
+
+
+def _tree_cmd(args: argparse.Namespace) -> None:
+    import torch
+
+    import kanpiler
+
+    model = kanpiler.load(args.model)
+    dtype = next(model.parameters()).dtype
+    x = torch.as_tensor(_read_data(args.data, list(model.variables)), dtype=dtype)
+    result = kanpiler.tree(model, x, variables=list(model.variables))
+    print(result.graph.get("formula", result) if hasattr(result, "graph") else result)
+    _write_drawing(result, args)
+
+
+def _read_data(path: str, variables: list[str]) -> Any:
+    """Points from .npy or .csv (a header row naming the variables is optional)."""
+    import numpy as np
+
+    file = Path(path)
+    if not file.is_file():
+        raise KanpilerError(f"data file {path!r} not found")
+    if file.suffix == ".npy":
+        return np.load(file, allow_pickle=False)
+    if file.suffix != ".csv":
+        raise KanpilerError(f"data file {path!r}: use a .csv or .npy file")
+    first = file.read_text(encoding="utf-8").splitlines()[0].split(",")
+    header = not _is_number(first[0])
+    data = np.loadtxt(file, delimiter=",", skiprows=int(header), ndmin=2)
+    if header and set(variables) <= {c.strip() for c in first}:
+        columns = [c.strip() for c in first]
+        data = data[:, [columns.index(v) for v in variables]]
+    return data
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _write_drawing(obj: Any, args: argparse.Namespace) -> None:
+    wanted = {fmt: getattr(args, fmt, None) for fmt in ("dot", "svg", "png")}
+    if not any(wanted.values()):
+        return
+    import kanpiler
+
+    graph = kanpiler.render(obj)
+    for fmt, path in wanted.items():
+        if not path:
+            continue
+        if fmt == "dot":
+            Path(path).write_text(graph.source, encoding="utf-8")
+        else:
+            Path(path).write_bytes(_pipe(graph, fmt))
+        print(f"wrote:     {path}")
+
+
+def _pipe(graph: Any, fmt: str) -> bytes:
+    import graphviz
+
+    try:
+        return graph.pipe(format=fmt)
+    except graphviz.ExecutableNotFound:
+        raise RenderError(
+            f"drawing {fmt.upper()} needs Graphviz's 'dot' program: install it "
+            "(apt-get install graphviz, brew install graphviz, conda install graphviz); "
+            "--dot writes the source without it"
+        ) from None
+
+
+# ---- argument parsing -----------------------------------------------------------------------
+
+
+def _add_drawing_options(p: argparse.ArgumentParser, formats: Sequence[str]) -> None:
+    for fmt in formats:
+        p.add_argument(f"--{fmt}", metavar="FILE", help=f"write the {fmt.upper()} drawing")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``kanpiler`` argument parser (one subparser per command)."""
+    from ._version import __version__
+
+    top = argparse.ArgumentParser(
+        prog="kanpiler",
+        description="Compile formulas into Kolmogorov-Arnold Networks and read them back.",
+        epilog=_EPILOG,
+    )
+    top.add_argument("--version", action="version", version=f"kanpiler {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("parse", help="print a formula's canonical form, SymPy and LaTeX", epilog=_EPILOG)
+    p.add_argument("formula", help='formula text, e.g. "sin(x)*exp(y)"')
+    p.add_argument("--variables", help="comma-separated variable names (they win over pi, e)")
+    p.set_defaults(run=_parse_cmd)
+
+    c = sub.add_parser("compile", help="compile a formula into an exact MultKAN", epilog=_EPILOG)
+    c.add_argument("formula", help="formula text")
+    c.add_argument("--variables", help="comma-separated input names, in input order")
+    c.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    c.add_argument("--print-layout", action="store_true", help="print the network layout")
+    _add_drawing_options(c, ("dot", "svg", "png"))
+    c.add_argument("--save", metavar="PATH", help="save the model (safetensors + JSON)")
+    c.set_defaults(run=_compile_cmd)
+
+    v = sub.add_parser("convert", help="print the formula(s) of a saved model")
+    v.add_argument("model", help="path given to model.save")
+    v.add_argument("--latex", action="store_true", help="print LaTeX instead of SymPy text")
+    v.set_defaults(run=_convert_cmd)
+
+    t = sub.add_parser("tree", help="find a saved model's separability tree on data")
+    t.add_argument("model", help="path given to model.save")
+    t.add_argument("--data", required=True, metavar="FILE", help="input points (.csv or .npy)")
+    _add_drawing_options(t, ("dot", "svg"))
+    t.set_defaults(run=_tree_cmd)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0, or 2 on a ``KanpilerError``)."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "variables", None) is not None:
+        args.variables = [v for v in args.variables.replace(",", " ").split() if v]
+    try:
+        args.run(args)
+    except (KanpilerError, OSError) as err:
+        print(f"kanpiler {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

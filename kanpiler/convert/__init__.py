@@ -1,0 +1,31 @@
+"""The converter: trained or compiled networks back to graphs, formulas and trees.
+
+In: a ``MultKAN`` (or any differentiable callable, for :func:`tree`). Out: a networkx graph,
+SymPy formulas, fitted symbolic edges, a separability tree. Stage: convert (the reverse of
+compile).
+
+    model --to_graph--> networkx graph --model_to_sympy--> SymPy (snapped, simplified)
+    trained model --auto_symbolic--> symbolic edges;  symbolic_pipeline = prune+fit+tune+formula
+    any callable + samples --tree--> separability tree --skeleton--> "f = F(x + y) * z"
+"""
+
+from __future__ import annotations
+
+from .autosym import SymbolicReport, auto_symbolic
+from .constants import snap_constants
+from .formula import model_to_sympy
+from .graph import to_graph
+from .pipeline import PipelineResult, symbolic_pipeline
+from .trees import skeleton, tree
+
+__all__ = [
+    "to_graph",
+    "model_to_sympy",
+    "auto_symbolic",
+    "symbolic_pipeline",
+    "snap_constants",
+    "tree",
+    "skeleton",
+    "SymbolicReport",
+    "PipelineResult",
+]

@@ -1,0 +1,243 @@
+"""Symbolic fitting of learned edges: every spline edge gets its best library function.
+
+In: a trained ``MultKAN`` (and optionally the inputs ``x`` it was trained on).
+Out: the model with its spline edges locked to ``c*f(a*x+b)+d`` (in place) and a
+:class:`SymbolicReport` of what was chosen, with r², complexity and runner-ups per edge.
+Stage: convert (between training and :func:`~kanpiler.convert.model_to_sympy`).
+
+Fitting is batched across all spline edges of a layer and all candidate functions (see
+:mod:`.curvefit`). An edge is made constant only when it is flat, and the report says so; an
+edge whose best fit stays below ``r2_threshold`` keeps its spline and is reported as such.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .. import library
+from ..errors import KanpilerError
+from .canonical import canonical_affine
+from .curvefit import fit_curves
+from .pairfit import fit_pair
+
+__all__ = ["auto_symbolic", "SymbolicReport", "EdgeFit", "resolve_library"]
+
+Candidate = tuple[str, float, int, tuple[float, float, float, float]]
+
+
+@dataclass
+class EdgeFit:
+    """The outcome for one edge ``(layer, i, j)``.
+
+    ``status``: ``"symbolic"`` (locked to ``fn``), ``"flat"`` (constant ``d``), ``"sum"``
+    (best explained by two terms, listed in ``terms`` as ``(fn, a, b, c)`` plus ``params[3]``
+    as ``d``; a model edge holds one function, so the model keeps its spline and the graph
+    and formula use the terms), or ``"spline"`` (nothing reached ``r2_threshold``).
+    """
+
+    layer: int
+    i: int
+    j: int
+    fn: str
+    r2: float
+    complexity: int
+    params: tuple[float, float, float, float]
+    status: str
+    runner_ups: list[Candidate] = field(default_factory=list)
+    terms: list[tuple[str, float, float, float]] = field(default_factory=list)
+
+
+@dataclass
+class SymbolicReport:
+    """Per-edge results of :func:`auto_symbolic`; ``str(report)`` is a table."""
+
+    edges: list[EdgeFit]
+    seconds: float
+    n_functions: int
+
+    def candidates(self) -> dict[tuple[int, int, int], list[Candidate]]:
+        """``(layer, i, j)`` -> candidates (best first), for :func:`~kanpiler.to_graph`."""
+        out = {}
+        for e in self.edges:
+            best = (e.fn, e.r2, e.complexity, e.params)
+            out[(e.layer, e.i, e.j)] = [best, *e.runner_ups]
+        return out
+
+    def sums(self) -> dict[tuple[int, int, int], EdgeFit]:
+        """``(layer, i, j)`` -> fit, for the edges explained by two terms."""
+        return {(e.layer, e.i, e.j): e for e in self.edges if e.status == "sum"}
+
+    def __str__(self) -> str:
+        head = f"auto_symbolic: {len(self.edges)} edges x {self.n_functions} functions in "
+        lines = [head + f"{self.seconds:.2f} s", "edge         status    fn        r2          next"]
+        for e in self.edges:
+            nxt = ", ".join(f"{fn} {r2:.6f}" for fn, r2, _, _ in e.runner_ups[:2])
+            lines.append(
+                f"({e.layer},{e.i},{e.j}){'':<5} {e.status:<9} {e.fn:<9} {e.r2:<11.8f} {nxt}"
+            )
+        return "\n".join(lines)
+
+
+def resolve_library(
+    lib: Sequence[str | library.Function] | None, extra: Sequence[Any] = ()
+) -> list[library.Function]:
+    """Candidate functions: the default fit library (or ``lib``) plus ``extra``."""
+    items = list(library.fit_library() if lib is None else lib) + list(extra)
+    out: dict[str, library.Function] = {}
+    for it in items:
+        fn = it if isinstance(it, library.Function) else library.get(str(it))
+        if fn.arity != 1:
+            raise KanpilerError(f"symbolic fitting needs one-argument functions; {fn.name!r} is not")
+        out.setdefault(fn.name, fn)
+    if not out:
+        raise KanpilerError("auto_symbolic: the candidate library is empty")
+    return list(out.values())
+
+
+def _edge_samples(model: Any, x: torch.Tensor | None, n_grid: int) -> list[tuple[Any, Any]]:
+    """Per layer: (inputs (N, in), numeric edge values (N, in, out))."""
+    with torch.no_grad():
+        if x is not None:
+            x = torch.as_tensor(x, dtype=model.dtype, device=model.device)
+            _, rec = model.run(x, record=True)
+            return list(zip(rec["acts"][: model.depth], rec["spline_acts"]))
+        out = []
+        for layer in model.layers:
+            knots = getattr(layer.basis, "inner", None)
+            lo, hi = (knots[:, 0], knots[:, -1]) if knots is not None else model.grid_range
+            t = torch.linspace(0, 1, n_grid, dtype=model.dtype, device=model.device)[:, None]
+            xs = lo + (hi - lo) * t if knots is not None else lo + (hi - lo) * t.expand(-1, layer.in_features)
+            out.append((xs, layer.edge_values(xs)))
+        return out
+
+
+def _choose(r2: torch.Tensor, fns: list[library.Function], weight_simple: float) -> list[int]:
+    """Candidate order for one edge: by ``log10(1 - r2) + weight_simple * complexity``."""
+    scores = []
+    for k, fn in enumerate(fns):
+        v = float(r2[k])
+        score = _score(v, fn.complexity, weight_simple) if v > -math.inf else math.inf
+        scores.append((score, k))
+    return [k for _, k in sorted(scores)]
+
+
+def auto_symbolic(
+    model: Any,
+    library: Sequence[str | Any] | None = None,
+    *,
+    x: torch.Tensor | None = None,
+    extra: Sequence[str | Any] = (),
+    r2_threshold: float = 0.9,
+    weight_simple: float = 0.5,
+    pairs: bool = True,
+    flat_tol: float = 1e-6,
+    n_grid: int = 201,
+    top: int = 5,
+    verbose: bool = False,
+    progress: bool = True,
+) -> SymbolicReport:
+    """Lock every active spline edge of ``model`` to its best ``c*f(a*x+b)+d`` (in place).
+
+    Edge samples come from a forward pass on ``x`` (recommended: the training inputs) or, if
+    ``x`` is None, from ``n_grid`` points spanning each input's spline grid. Candidates are
+    ``library`` (default ``kanpiler.library.fit_library()``) plus ``extra`` (names or
+    ``Function`` records). The choice minimises ``log10(1 - r2) + weight_simple *
+    complexity``. An edge whose values vary by less than ``flat_tol`` (relative to the
+    layer's largest edge) becomes the constant ``d``. With ``pairs``, an edge that a sum of
+    two library terms explains better (same score, complexity = both plus one) is reported
+    with status ``"sum"`` (see :class:`EdgeFit`). An edge whose best r² is below
+    ``r2_threshold`` keeps its spline. Returns a :class:`SymbolicReport`, also stored as
+    ``model.symbolic_report`` (``to_graph`` shows its candidates).
+    """
+    start = time.perf_counter()
+    fns = resolve_library(library, extra)
+    results: list[EdgeFit] = []
+    samples = _edge_samples(model, x, n_grid)
+    bar = _progress(progress, model.depth)
+    for l, (acts, vals) in enumerate(samples):
+        edges = _spline_edges(model, l)
+        if edges:
+            opts = {"weight_simple": weight_simple, "r2_threshold": r2_threshold,
+                    "flat_tol": flat_tol, "top": top, "pairs": pairs}  # fmt: skip
+            results += _fit_layer(model, l, edges, acts, vals, fns, **opts)
+        bar.update(1)
+    bar.close()
+    report = SymbolicReport(results, time.perf_counter() - start, len(fns))
+    model.symbolic_report = report
+    if verbose:
+        print(report)
+    return report
+
+
+def _progress(enabled: bool, total: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="auto_symbolic layers", disable=not enabled, leave=False)
+
+
+def _spline_edges(model: Any, l: int) -> list[tuple[int, int]]:
+    num_on = model.layers[l].mask != 0
+    sym_on = model.symbolic[l].mask != 0
+    return [tuple(e) for e in torch.nonzero(num_on & ~sym_on).tolist()]
+
+
+def _score(r2: float, complexity: int, weight_simple: float) -> float:
+    return math.log10(max(1.0 - r2, 1e-12)) + weight_simple * complexity
+
+
+def _try_pair(xe, ye, fns, fits, e, best, weight_simple) -> tuple | None:  # noqa: ANN001
+    """A two-term fit of edge ``e`` if it scores better than the single best ``best``."""
+    if best is not None and best[1] > 1 - 1e-6:
+        return None
+    pair = fit_pair(xe, ye, fns, fits, e)
+    if pair is None:
+        return None
+    cx = sum(fns[k].complexity for k, *_ in pair.terms) + 1
+    if best is not None and _score(pair.r2, cx, weight_simple) >= _score(best[1], best[2], weight_simple):
+        return None
+    terms = [(fns[k].name, a, b, c) for k, a, b, c in pair.terms]
+    return ("+".join(t[0] for t in terms), pair.r2, cx, (0.0, 0.0, 0.0, pair.d), terms)
+
+
+def _fit_layer(model, l, edges, acts, vals, fns, *, weight_simple, r2_threshold, flat_tol, top, pairs):  # noqa: ANN001
+    ii = torch.tensor([e[0] for e in edges], device=acts.device)
+    jj = torch.tensor([e[1] for e in edges], device=acts.device)
+    xs = acts[:, ii].T.to(torch.float64)  # (E, N)
+    ys = vals[:, ii, jj].T.to(torch.float64)
+    spread = ys.std(dim=1)
+    flat = spread <= flat_tol * max(float(vals.abs().amax()), 1e-300)
+    fits = fit_curves(xs, ys, fns)
+    out, to_set = [], []
+    for e, (i, j) in enumerate(edges):
+        if flat[e]:
+            d = float(ys[e].mean())
+            out.append(EdgeFit(l, i, j, "x", 1.0, 0, (0.0, 0.0, 0.0, d), "flat"))
+            to_set.append((i, j, "x", 0.0, 0.0, 0.0, d))
+            continue
+        order = _choose(fits.r2[e], fns, weight_simple)
+        cands = []
+        for k in order[:top]:
+            r2 = float(fits.r2[e, k])
+            if r2 > -math.inf:
+                params = canonical_affine(fns[k].name, *fits.params[e, k].tolist())
+                cands.append((fns[k].name, r2, fns[k].complexity, params))
+        pair = _try_pair(xs[e], ys[e], fns, fits, e, cands[0] if cands else None, weight_simple) if pairs else None
+        if pair is not None and pair[1] >= r2_threshold:
+            out.append(EdgeFit(l, i, j, *pair[:4], status="sum", runner_ups=cands, terms=pair[4]))
+            continue
+        if not cands or cands[0][1] < r2_threshold:
+            best = cands[0] if cands else ("none", -math.inf, 0, (1.0, 0.0, 1.0, 0.0))
+            out.append(EdgeFit(l, i, j, *best, status="spline", runner_ups=cands[1:]))
+            continue
+        fn, r2, cx, params = cands[0]
+        out.append(EdgeFit(l, i, j, fn, r2, cx, params, "symbolic", cands[1:]))
+        to_set.append((i, j, fn, *params))
+    if to_set:
+        model.set_edges(l, to_set)
+    return out

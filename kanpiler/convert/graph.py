@@ -1,0 +1,119 @@
+"""Extraction: a MultKAN as a networkx graph of nodes, subnodes and edges.
+
+In: a ``MultKAN``. Out: a ``networkx.DiGraph`` with ``graph["kind"] == "kan"``.
+Stage: convert (the first step back from a network to a formula).
+
+Node ids:
+
+- ``("in", i)``: input ``i`` (``kind="input"``, ``variable`` = its name);
+- ``(l, "sum", j)`` / ``(l, "mult", j)``: node ``j`` of node layer ``l >= 1`` (``kind`` sum or
+  mult, ``arity``, ``scale`` and ``bias`` of the node affine ``v = scale*v + bias``);
+- ``(l, "sub", j)``: subnode ``j`` of node layer ``l`` (``kind="subnode"``, ``scale``,
+  ``bias``, ``owner`` = the node it feeds, ``slot`` = its position in a mult node);
+- ``("out", j)``: output ``j``, fed by node ``j`` of the last layer through an ``output`` edge.
+
+Edges from a node of layer ``l`` to a subnode of layer ``l + 1`` are the KAN edges, with
+``layer, i, j`` and ``kind``: ``symbolic`` (``fn``, ``a``, ``b``, ``c``, ``d``), ``spline``,
+or ``both`` (a spline plus a symbolic part). Edges that are off are omitted. After
+:func:`~kanpiler.convert.auto_symbolic`, an edge also carries ``candidates``: a list of
+``(fn, r2, complexity, (a, b, c, d))``; a spline edge that the fit explained as a sum of two
+terms becomes ``symbolic`` with ``terms = [(fn, a, b, c), ...]`` and ``d`` (the model itself
+keeps the spline there). Subnode-to-node edges have ``kind="subnode"``.
+
+>>> import kanpiler
+>>> from kanpiler.runtime import MultKAN
+>>> m = MultKAN([2, [0, 1], 1], numeric=False, variables=["x", "y"])
+>>> m.set_symbolic(0, 0, 0, "sin"); m.set_symbolic(0, 1, 1, "x"); m.set_symbolic(1, 0, 0, "x")
+>>> g = to_graph(m)
+>>> g.edges[("in", 0), (1, "sub", 0)]["fn"], g.nodes[(1, "mult", 0)]["arity"]
+('sin', 2)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+import torch
+
+__all__ = ["to_graph", "node_id", "output_nodes"]
+
+
+def node_id(model: Any, l: int, j: int) -> tuple:
+    """Graph id of node ``j`` of node layer ``l``."""
+    if l == 0:
+        return ("in", j)
+    return (l, "sum" if j < model.width[l][0] else "mult", j)
+
+
+def output_nodes(graph: nx.DiGraph) -> list[tuple]:
+    """The ``("out", j)`` nodes in order."""
+    outs = [n for n in graph.nodes if n[0] == "out"]
+    return sorted(outs, key=lambda n: n[1])
+
+
+def _owners(model: Any, l: int) -> list[tuple[int, int]]:
+    """For each subnode of node layer ``l``: (owning node, slot in it)."""
+    n_sum = model.width[l][0]
+    owners = [(j, 0) for j in range(n_sum)]
+    for m, arity in enumerate(model.mult_arity[l]):
+        owners += [(n_sum + m, s) for s in range(arity)]
+    return owners
+
+
+def _add_nodes(g: nx.DiGraph, model: Any) -> None:
+    for i, name in enumerate(model.variables):
+        g.add_node(("in", i), kind="input", layer=0, index=i, label=name, variable=name)
+    for l in range(1, model.depth + 1):
+        n_sum = model.width[l][0]
+        scale, bias = model.node_scale[l - 1].tolist(), model.node_bias[l - 1].tolist()
+        for j in range(model.n_nodes(l)):
+            kind = "sum" if j < n_sum else "mult"
+            arity = 1 if kind == "sum" else model.mult_arity[l][j - n_sum]
+            label = "+" if kind == "sum" else "×"
+            g.add_node(node_id(model, l, j), kind=kind, layer=l, index=j, label=label,
+                       arity=arity, scale=scale[j], bias=bias[j])  # fmt: skip
+        sub_scale = model.subnode_scale[l - 1].tolist()
+        sub_bias = model.subnode_bias[l - 1].tolist()
+        for j, (owner, slot) in enumerate(_owners(model, l)):
+            sid, oid = (l, "sub", j), node_id(model, l, owner)
+            g.add_node(sid, kind="subnode", layer=l, index=j, label="", owner=oid, slot=slot,
+                       scale=sub_scale[j], bias=sub_bias[j])  # fmt: skip
+            g.add_edge(sid, oid, kind="subnode", slot=slot)
+    for j in range(model.n_outputs):
+        g.add_node(("out", j), kind="output", layer=model.depth + 1, index=j, label=f"y{j + 1}")
+        g.add_edge(node_id(model, model.depth, j), ("out", j), kind="output")
+
+
+def _add_edges(g: nx.DiGraph, model: Any, candidates: dict, sums: dict) -> None:
+    for l in range(model.depth):
+        num, sym = model.layers[l], model.symbolic[l]
+        num_on = (num.mask != 0).cpu()
+        sym_on = (sym.mask != 0).cpu()
+        affine = sym.affine.detach().cpu().tolist()
+        for i, j in torch.nonzero(num_on | sym_on).tolist():
+            kind = "both" if num_on[i, j] and sym_on[i, j] else "spline" if num_on[i, j] else "symbolic"
+            attrs: dict[str, Any] = {"kind": kind, "layer": l, "i": i, "j": j}
+            if sym_on[i, j]:
+                a, b, c, d = affine[i][j]
+                attrs.update(fn=sym.function(i, j), a=a, b=b, c=c, d=d)
+            if (l, i, j) in candidates:
+                attrs["candidates"] = candidates[(l, i, j)]
+            fit = sums.get((l, i, j))
+            if fit is not None and kind == "spline":
+                # a two-term fit the model's single-function edge cannot hold
+                attrs.update(kind="symbolic", fn=fit.fn, terms=list(fit.terms), d=fit.params[3])
+            g.add_edge(node_id(model, l, i), (l + 1, "sub", j), **attrs)
+
+
+def to_graph(model: Any) -> nx.DiGraph:
+    """The model as a networkx graph (see the module docstring for the id scheme)."""
+    g = nx.DiGraph(kind="kan", variables=tuple(model.variables), depth=model.depth,
+                   width=[list(w) for w in model.width])  # fmt: skip
+    report = getattr(model, "symbolic_report", None)
+    candidates = report.candidates() if report is not None else {}
+    sums = report.sums() if report is not None else {}
+    with torch.no_grad():
+        _add_nodes(g, model)
+        _add_edges(g, model, candidates, sums)
+    return g

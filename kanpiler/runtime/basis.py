@@ -1,0 +1,316 @@
+"""Edge bases: the functions every numeric KAN edge is a linear combination of.
+
+In: inputs ``x`` of shape ``(N, in)``. Out: basis values ``(N, in, n_basis)``.
+Stage: runtime. ``Basis`` is the one interface a layer needs; ``BSplineBasis`` implements it
+with per-input knot grids and evaluates only the ``k + 1`` non-zero B-splines of each input.
+
+>>> import torch
+>>> basis = BSplineBasis(2, grid=5, k=3)
+>>> values = basis(torch.linspace(-1, 1, 9).reshape(-1, 1).expand(-1, 2))
+>>> values.shape
+torch.Size([9, 2, 8])
+>>> bool(torch.allclose(values.sum(-1), torch.ones(9, 2)))  # partition of unity
+True
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ShapeError
+
+
+class Basis(nn.Module):
+    """Interface of an edge basis (B-splines now; Chebyshev, Fourier, RBF... later).
+
+    A basis owns whatever per-input state it needs (e.g. knot grids) and exposes:
+
+    * ``n_basis``: number of basis functions per input;
+    * ``forward(x) -> (N, in, n_basis)``: the dense basis values;
+    * ``local(x) -> (start, values, derivatives)`` (optional): the few non-zero values per
+      input, starting at basis index ``start`` (used by the fused fast path);
+    * ``set_grid(grid)`` and ``resized(n_intervals, x)``: grid updates and extension.
+    """
+
+    n_basis: int
+
+    def local(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    @property
+    def has_local(self) -> bool:
+        return False
+
+
+def extend_grid(points: torch.Tensor, k: int) -> torch.Tensor:
+    """Add ``k`` knots on each side of ``points`` (``(in, G+1)``), spaced like the average."""
+    h = (points[:, -1:] - points[:, :1]) / (points.shape[1] - 1)
+    steps = torch.arange(1, k + 1, dtype=points.dtype, device=points.device)
+    left = points[:, :1] - h * steps.flip(0)
+    right = points[:, -1:] + h * steps
+    return torch.cat([left, points, right], dim=1)
+
+
+def uniform_points(
+    n_in: int, grid: int, grid_range: tuple[float, float], dtype: torch.dtype, device
+) -> torch.Tensor:
+    """``(in, grid+1)`` equally spaced knots over ``grid_range`` for every input."""
+    lo, hi = float(grid_range[0]), float(grid_range[1])
+    pts = torch.linspace(lo, hi, grid + 1, dtype=torch.float64)
+    return pts.expand(n_in, -1).to(dtype=dtype, device=device).contiguous()
+
+
+class BSplineBasis(Basis):
+    """B-splines of order ``k`` (degree k) on ``grid`` intervals, one knot vector per input.
+
+    The knot buffer ``grid`` is ``(in, G + 2k + 1)`` (``k`` extra knots on each side), so each
+    input has ``n_basis = G + k`` basis functions. On uniform grids the ``k+1`` non-zero values
+    come from the cardinal B-spline recursion on the fractional position in the interval; on
+    non-uniform grids (after a grid update) from the local Cox-de Boor recursion with the knots
+    found by ``searchsorted``. Outside the knot span every basis function is 0.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        grid: int = 5,
+        k: int = 3,
+        grid_range: tuple[float, float] = (-1.0, 1.0),
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        if grid < 1 or k < 0:
+            raise ShapeError(f"B-spline basis needs grid >= 1 and k >= 0, got grid={grid}, k={k}")
+        self.k = int(k)
+        self.n_intervals = int(grid)
+        pts = uniform_points(in_features, grid, grid_range, dtype, device)
+        self.register_buffer("grid", extend_grid(pts, self.k))
+        self.uniform = is_uniform(self.grid)
+        self.register_load_state_dict_post_hook(_refresh_uniform)
+
+    @property
+    def n_basis(self) -> int:  # type: ignore[override]
+        return self.n_intervals + self.k
+
+    @property
+    def has_local(self) -> bool:
+        return True
+
+    @property
+    def inner(self) -> torch.Tensor:
+        """The ``(in, G+1)`` knots inside the extension (the grid proper)."""
+        return self.grid[:, self.k : self.grid.shape[1] - self.k]
+
+    def set_grid(self, knots: torch.Tensor) -> None:
+        """Replace the extended knot vectors (``(in, G+2k+1)``, sorted along dim 1)."""
+        self.n_intervals = knots.shape[1] - 1 - 2 * self.k
+        self.grid = torch.sort(knots.to(self.grid), dim=1).values.contiguous()
+        self.uniform = is_uniform(self.grid)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        start, vals, _ = self.local(x, derivative=False)
+        return scatter_local(start, vals, self.n_basis)
+
+    def local(
+        self, x: torch.Tensor, derivative: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Non-zero basis values: ``start (N, in)``, ``values (N, in, k+1)``, d/dx of them.
+
+        Value ``r`` belongs to basis function ``start + r`` (which may lie outside
+        ``[0, n_basis)``; those values are 0). Derivatives are ``None`` unless asked for.
+        """
+        if self.uniform:
+            return self._local_uniform(x, derivative)
+        return self._local_general(x, derivative)
+
+    def position(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """On a uniform grid: interval index ``m`` (float), position ``u`` in it, spacing ``h``."""
+        g0 = self.grid[:, 0]
+        h = self.grid[:, 1] - g0
+        t = (x - g0) / h
+        m = torch.floor(t)
+        return m, t - m, h
+
+    def _local_uniform(self, x: torch.Tensor, derivative: bool):
+        m, u, h = self.position(x)
+        n_knots = self.grid.shape[1]
+        lo, hi = torch.aminmax(m) if m.numel() else (m.new_zeros(()), m.new_zeros(()))
+        inside = None
+        if not (lo >= 0 and hi < n_knots - 1):  # some points outside the knot span (or NaN)
+            inside = (m >= 0) & (m < n_knots - 1)
+            m = torch.where(inside, m, torch.zeros_like(m))
+        mats = _cardinal_matrices(self.k, x.dtype, x.device)
+        powers = torch.stack([u**p for p in range(self.k + 1)], dim=-1) if self.k else None
+        if self.k == 3:
+            vals = cubic_values(u)
+            dvals = cubic_derivatives(u, h) if derivative else None
+        elif powers is None:
+            vals = torch.ones_like(u).unsqueeze(-1)
+            dvals = torch.zeros_like(vals) if derivative else None
+        elif derivative:
+            both = powers @ mats
+            vals, dvals = both[..., : self.k + 1], both[..., self.k + 1 :] / h.unsqueeze(-1)
+        else:
+            vals, dvals = powers @ mats[:, : self.k + 1], None
+        if inside is not None:
+            keep = inside.unsqueeze(-1)
+            vals = torch.where(keep, vals, torch.zeros_like(vals))
+            if dvals is not None:
+                dvals = torch.where(keep, dvals, torch.zeros_like(dvals))
+        return m.long() - self.k, vals, dvals
+
+    def _local_general(self, x: torch.Tensor, derivative: bool):
+        knots = self.grid  # (in, K)
+        n_knots = knots.shape[1]
+        m = torch.searchsorted(knots, x.t().contiguous(), right=True).t() - 1  # (N, in)
+        inside = (m >= 0) & (m < n_knots - 1) & ~torch.isnan(x)
+        m = torch.where(inside, m, torch.zeros_like(m))
+        # knot t[m + s] for s in -k..k+1, gathered per point (clamped at the ends)
+        offs = torch.arange(-self.k, self.k + 2, device=x.device)
+        idx = (m.unsqueeze(-1) + offs).clamp(0, n_knots - 1)  # (N, in, 2k+2)
+        kn = torch.gather(knots.expand(x.shape[0], -1, -1), 2, idx)
+        vals = [inside.to(x.dtype)]
+        dvals = None
+        for p in range(1, self.k + 1):
+            inv = _recips(kn, p, self.k)
+            if derivative and p == self.k:
+                dvals = _general_derivative(vals, inv, p)
+            vals = _general_step(vals, x, kn, inv, p, self.k)
+        if derivative and self.k == 0:
+            dvals = [torch.zeros_like(x)]
+        return (
+            m - self.k,
+            torch.stack(vals, dim=-1),
+            torch.stack(dvals, dim=-1) if dvals is not None else None,
+        )
+
+
+def is_uniform(knots: torch.Tensor) -> bool:
+    """Whether every row of ``knots`` is equally spaced (to a few ulps of the knot values)."""
+    if knots.numel() == 0:
+        return True
+    h = knots.diff(dim=1)
+    tol = 16 * torch.finfo(knots.dtype).eps * knots.abs().amax(dim=1, keepdim=True)
+    return bool(((h - h[:, :1]).abs() <= tol).all() and (h > 0).all())
+
+
+def _refresh_uniform(module: BSplineBasis, incompatible: object) -> None:
+    module.uniform = is_uniform(module.grid)
+
+
+def cubic_values(u: torch.Tensor) -> torch.Tensor:
+    """``(..., 4)``: the four non-zero uniform cubic B-splines at position ``u`` in [0, 1)."""
+    v = 1 - u
+    u2 = u * u
+    u3 = u2 * u
+    b0 = v * v * v * (1 / 6)
+    b3 = u3 * (1 / 6)
+    b1 = u3 * 0.5 - u2 + 2 / 3
+    return torch.stack([b0, b1, 1 - b0 - b1 - b3, b3], dim=-1)
+
+
+def cubic_terms(u: torch.Tensor) -> list[torch.Tensor]:
+    """d/du of the four uniform cubic B-splines (divide by the spacing for d/dx)."""
+    v = 1 - u
+    d0 = v * v * -0.5
+    d3 = u * u * 0.5
+    d1 = u * (u * 1.5 - 2)
+    return [d0, d1, -(d0 + d1 + d3), d3]
+
+
+def cubic_derivatives(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    return torch.stack(cubic_terms(u), dim=-1) / h.unsqueeze(-1)
+
+
+@lru_cache(maxsize=64)
+def _cardinal_float64(k: int) -> torch.Tensor:
+    """``(k+1, 2k+2)``: power-of-``u`` coefficients of the k+1 cardinal B-spline pieces.
+
+    Column ``r`` is ``b_r(u)`` (the piece of basis ``m - k + r`` on interval ``m``, with
+    ``u`` the position in the interval); column ``k + 1 + r`` is ``d b_r / du``. Built by the
+    unit-knot recursion ``b_r = ((u + p - r) b'_{r-1} + (r + 1 - u) b'_r) / p`` on polynomials.
+    """
+    polys = [np.array([1.0])]
+    for p in range(1, k + 1):
+        new = []
+        for r in range(p + 1):
+            acc = np.zeros(p + 1)
+            if r >= 1:
+                acc += np.polynomial.polynomial.polymul([p - r, 1.0], polys[r - 1])[: p + 1]
+            if r < p:
+                acc += np.polynomial.polynomial.polymul([r + 1, -1.0], polys[r])[: p + 1]
+            new.append(acc / p)
+        polys = new
+    mat = np.zeros((k + 1, 2 * k + 2))
+    for r, poly in enumerate(polys):
+        mat[: len(poly), r] = poly
+        der = np.polynomial.polynomial.polyder(poly)
+        mat[: len(der), k + 1 + r] = der
+    return torch.from_numpy(mat)
+
+
+def _cardinal_matrices(k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return _cardinal_float64(k).to(dtype=dtype, device=device)
+
+
+def _recips(kn: torch.Tensor, p: int, k: int) -> list[torch.Tensor | None]:
+    """``1 / (t_{m+r} - t_{m+r-p})`` for r = 1..p (0 where knots repeat); index 0 unused."""
+    out: list[torch.Tensor | None] = [None]
+    for r in range(1, p + 1):
+        inv = 1.0 / (kn[..., r + k] - kn[..., r - p + k])
+        out.append(inv.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0))
+    return out
+
+
+def _general_step(old, x, kn, inv, p: int, k: int) -> list[torch.Tensor]:
+    # b_{j,p} = (x - t_j)/(t_{j+p} - t_j) b_{j,p-1} + (t_{j+p+1} - x)/(t_{j+p+1} - t_{j+1}) b_{j+1,p-1}
+    # with j = m - p + r; kn[..., s + k] holds t_{m+s}
+    new = []
+    for r in range(p + 1):
+        acc = None
+        if r >= 1:
+            acc = (x - kn[..., r - p + k]) * inv[r] * old[r - 1]
+        if r < p:
+            term = (kn[..., r + 1 + k] - x) * inv[r + 1] * old[r]
+            acc = term if acc is None else acc + term
+        new.append(acc)
+    return new
+
+
+def _general_derivative(old, inv, p: int) -> list[torch.Tensor]:
+    # d/dx b_{j,p} = p (b_{j,p-1}/(t_{j+p} - t_j) - b_{j+1,p-1}/(t_{j+p+1} - t_{j+1}))
+    out = []
+    for r in range(p + 1):
+        left = old[r - 1] * inv[r] if r >= 1 else None
+        right = old[r] * inv[r + 1] if r < p else None
+        if left is None:
+            out.append(-p * right)
+        elif right is None:
+            out.append(p * left)
+        else:
+            out.append(p * (left - right))
+    return out
+
+
+def scatter_local(start: torch.Tensor, vals: torch.Tensor, n_basis: int) -> torch.Tensor:
+    """Dense ``(N, in, n_basis)`` basis from local values (out-of-range entries dropped)."""
+    n, n_in, width = vals.shape
+    idx, vals = clip_local(start, vals, n_basis)
+    out = torch.zeros(n, n_in, n_basis, dtype=vals.dtype, device=vals.device)
+    return out.scatter_add(2, idx, vals)
+
+
+def clip_local(
+    start: torch.Tensor, vals: torch.Tensor, n_basis: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices clamped into ``[0, n_basis)`` and the values of clamped entries zeroed."""
+    width = vals.shape[-1]
+    idx = start.unsqueeze(-1) + torch.arange(width, device=start.device)
+    ok = (idx >= 0) & (idx < n_basis)
+    return idx.clamp(0, n_basis - 1), torch.where(ok, vals, torch.zeros_like(vals))

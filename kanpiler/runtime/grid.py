@@ -1,0 +1,155 @@
+"""Grids of numeric edges: robust least squares, grid update from samples, grid extension.
+
+In: a layer or model and sample inputs. Out: new knot grids with coefficients refitted so each
+edge keeps its curve on the samples. Stage: runtime (used by training and fine-tuning).
+
+>>> import torch
+>>> from kanpiler.runtime import MultKAN
+>>> model = MultKAN([2, 3, 1], grid=3, dtype=torch.float64)
+>>> x = torch.rand(200, 2, dtype=torch.float64) * 2 - 1
+>>> finer = model.refine(9, x)  # grid extension: a new model with 9 intervals
+>>> bool((finer(x) - model(x)).abs().max() < 1e-8)
+True
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from ..errors import FitError
+from .basis import BSplineBasis, extend_grid
+from .layer import KANLayer
+
+if TYPE_CHECKING:
+    from .multkan import MultKAN
+
+
+def lstsq(a: torch.Tensor, b: torch.Tensor, ridge: float = 0.0) -> torch.Tensor:
+    """Batched least squares ``argmin |a @ c - b|`` for ``a (..., M, K)``, ``b (..., M, R)``.
+
+    Works on rank-deficient systems on every device: SVD-based ``gelsd`` on CPU; elsewhere
+    regularised normal equations (Cholesky), falling back to the pseudo-inverse. ``ridge`` adds
+    ``ridge * |c|^2``. Raises :class:`FitError` if the result is not finite.
+    """
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        raise FitError("least squares: the samples or targets contain NaN or inf")
+    if a.device.type == "cpu" and ridge == 0.0:
+        sol = torch.linalg.lstsq(a, b, driver="gelsd").solution
+    else:
+        sol = _normal_equations(a, b, ridge)
+    if not torch.isfinite(sol).all():
+        raise FitError(
+            f"least squares failed for a system of shape {tuple(a.shape)} on {a.device}: "
+            "non-finite solution (try more samples or float64)"
+        )
+    return sol
+
+
+def _normal_equations(a: torch.Tensor, b: torch.Tensor, ridge: float) -> torch.Tensor:
+    at = a.transpose(-1, -2)
+    gram = at @ a
+    diag = gram.diagonal(dim1=-2, dim2=-1)
+    scale = diag.amax(dim=-1, keepdim=True).clamp(min=torch.finfo(a.dtype).tiny)
+    lam = ridge + 10 * torch.finfo(a.dtype).eps * scale
+    gram = gram + torch.diag_embed(lam.expand_as(diag))
+    chol, info = torch.linalg.cholesky_ex(gram)
+    if bool((info == 0).all()):
+        return torch.cholesky_solve(at @ b, chol)
+    return torch.linalg.pinv(a) @ b
+
+
+def curve_to_coef(x: torch.Tensor, y: torch.Tensor, basis: BSplineBasis) -> torch.Tensor:
+    """Coefficients ``(in, out, n_basis)`` whose splines fit ``y (N, in, out)`` at ``x (N, in)``."""
+    feats = basis(x).permute(1, 0, 2)  # (in, N, n_basis)
+    sol = lstsq(feats, y.permute(1, 0, 2))  # (in, n_basis, out)
+    return sol.transpose(1, 2).contiguous()
+
+
+def sample_grid(x: torch.Tensor, n_intervals: int, grid_eps: float) -> torch.Tensor:
+    """``(in, G+1)`` knots: a blend of sample quantiles and a uniform grid over the samples."""
+    xs = torch.sort(x, dim=0).values
+    n = xs.shape[0]
+    ids = [int(n / n_intervals * i) for i in range(n_intervals)] + [n - 1]
+    adaptive = xs[ids, :].t()
+    lo, hi = adaptive[:, :1], adaptive[:, -1:]
+    steps = torch.arange(n_intervals + 1, dtype=x.dtype, device=x.device)
+    uniform = lo + (hi - lo) / n_intervals * steps
+    grid = grid_eps * uniform + (1 - grid_eps) * adaptive
+    # a constant input would give a zero-width grid: widen it to keep the basis defined
+    flat = (grid[:, -1:] - grid[:, :1]) <= torch.finfo(x.dtype).eps * (1 + grid[:, :1].abs())
+    widen = torch.where(flat, torch.ones_like(lo), torch.zeros_like(lo))
+    return grid + widen * (steps / n_intervals * 2 - 1)
+
+
+def update_layer_grid(layer: KANLayer, x: torch.Tensor) -> None:
+    """Move the knots of ``layer`` to the distribution of ``x`` (``(N, in)``), keeping curves."""
+    if x.shape[0] < 2:
+        raise FitError(f"a grid update needs at least 2 samples, got {x.shape[0]}")
+    basis = layer.basis
+    with torch.no_grad():
+        before = layer.spline(x)
+        knots = extend_grid(sample_grid(x, basis.n_intervals, layer.grid_eps), basis.k)
+        basis.set_grid(knots)
+        layer.coef.copy_(curve_to_coef(x, before, basis))
+
+
+def update_model_grid(model: MultKAN, x: torch.Tensor) -> None:
+    """Update every layer's grid from the activations of ``x``, layer by layer."""
+    with torch.no_grad():
+        h = model._check_input(x)
+        for li in range(model.depth):
+            if model.layers[li].active:
+                update_layer_grid(model.layers[li], h)
+            h = _layer_forward(model, li, h)
+
+
+def _layer_forward(model: MultKAN, li: int, h: torch.Tensor) -> torch.Tensor:
+    y = model.layers[li](h) if model.layers[li].active else 0.0
+    if model.symbolic[li].active:
+        y = y + model.symbolic[li](h)
+    if not isinstance(y, torch.Tensor):
+        y = torch.zeros(h.shape[0], model.n_subnodes(li + 1), dtype=h.dtype, device=h.device)
+    y = model.subnode_scale[li] * y + model.subnode_bias[li]
+    return model.node_scale[li] * model._nodes(li + 1, y) + model.node_bias[li]
+
+
+def refined_knots(old: BSplineBasis, n_intervals: int) -> torch.Tensor:
+    """Extended knots with ``n_intervals`` between the old grid's ends, interpolating its knots.
+
+    With ``n_intervals`` a multiple of the old count, every old knot is kept, so the old spline
+    space is contained in the new one (the refit is exact inside the grid).
+    """
+    inner = old.inner  # (in, G_old + 1)
+    g_old = inner.shape[1] - 1
+    pos = torch.linspace(0, g_old, n_intervals + 1, dtype=torch.float64, device=inner.device)
+    lo = pos.floor().clamp(max=g_old - 1).long()
+    frac = (pos - lo).to(inner.dtype)
+    left, right = inner[:, lo], inner[:, lo + 1]
+    return extend_grid(left + (right - left) * frac, old.k)
+
+
+def refine(model: MultKAN, n_intervals: int, x: torch.Tensor) -> MultKAN:
+    """A NEW model whose splines have ``n_intervals`` intervals, fitted to ``model`` on ``x``."""
+    from .io import clone_with_grid
+
+    new = clone_with_grid(model, n_intervals)
+    with torch.no_grad():
+        h = model._check_input(x)
+        for li in range(model.depth):
+            old_layer, layer = model.layers[li], new.layers[li]
+            layer.basis.set_grid(refined_knots(old_layer.basis, n_intervals))
+            inside = _fit_points(old_layer.basis, layer.basis, h)
+            layer.coef.copy_(curve_to_coef(inside, old_layer.spline(inside), layer.basis))
+            h = _layer_forward(model, li, h)
+    return new
+
+
+def _fit_points(old: BSplineBasis, new: BSplineBasis, h: torch.Tensor) -> torch.Tensor:
+    """Samples clamped into the grid proper, plus the new knots and their midpoints."""
+    inner = old.inner
+    pts = [h.clamp(min=inner[:, 0], max=inner[:, -1])]
+    for knots in (old.inner, new.inner):
+        pts += [knots.t(), ((knots[:, 1:] + knots[:, :-1]) / 2).t()]
+    return torch.cat(pts, dim=0)

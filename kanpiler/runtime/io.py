@@ -1,0 +1,183 @@
+"""Checkpoints and copies of MultKAN models: safetensors + JSON, never pickle.
+
+In: a model and a path. Out: ``path.safetensors`` (every tensor) and ``path.json`` (version,
+layout, grids, symbolic assignments, variables). Stage: runtime. Each file carries the
+SHA-256 of the other's content, so a truncated or edited checkpoint is refused with a
+:class:`~kanpiler.errors.CheckpointError` instead of loading a silently different model.
+
+>>> import tempfile, os, torch
+>>> from kanpiler.runtime import MultKAN, load
+>>> model = MultKAN([2, 3, 1], seed=1)
+>>> path = os.path.join(tempfile.mkdtemp(), "model")
+>>> model.save(path)
+>>> x = torch.rand(5, 2)
+>>> bool(torch.equal(load(path)(x), model(x)))
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._version import __version__
+from ..errors import CheckpointError, KanpilerError
+from .multkan import MultKAN
+
+FORMAT = "kanpiler.multkan"
+FORMAT_VERSION = 1
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+           "bfloat16": torch.bfloat16}  # fmt: skip
+
+
+def config(model: MultKAN) -> dict[str, Any]:
+    """The constructor arguments that rebuild ``model``'s layout (JSON-serialisable)."""
+    return {
+        "width": model.width,
+        "grid": model.grid,
+        "k": model.k,
+        "mult_arity": model.mult_arity,
+        "grid_range": list(model.grid_range),
+        "noise_scale": model.noise_scale,
+        "base_fun": model.base_fun,
+        "grid_eps": model.grid_eps,
+        "seed": model.seed,
+        "variables": list(model.variables),
+    }
+
+
+def describe(model: MultKAN) -> dict[str, Any]:
+    """The JSON description: config, dtype, per-layer grids and symbolic function names."""
+    layers = []
+    for num, sym in zip(model.layers, model.symbolic):
+        layers.append({
+            "n_intervals": num.basis.n_intervals,
+            "uniform": num.basis.uniform,
+            "grid": num.basis.grid.tolist(),
+            "fn_names": list(sym.fn_names),
+            "symbolic": [[sym.function(i, j) for j in range(sym.out_features)]
+                         for i in range(sym.in_features)],
+        })  # fmt: skip
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kanpiler_version": __version__,
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "config": config(model),
+        "layers": layers,
+        "trainable": {name: p.requires_grad for name, p in model.named_parameters()},
+    }
+
+
+def build(desc: dict[str, Any], device: torch.device | str | None = None) -> MultKAN:
+    """An empty-weighted model with the layout, grids and function names of ``desc``."""
+    cfg = desc["config"]
+    dtype = _DTYPES.get(desc.get("dtype", ""))
+    if dtype is None:
+        raise CheckpointError(f"unknown dtype {desc.get('dtype')!r} in checkpoint")
+    model = MultKAN(**cfg, dtype=dtype, device=device)
+    for li, info in enumerate(desc["layers"]):
+        basis = model.layers[li].basis
+        basis.set_grid(torch.tensor(info["grid"], dtype=dtype, device=device))
+        model.layers[li].coef = torch.nn.Parameter(
+            torch.zeros(*model.layers[li].coef.shape[:2], basis.n_basis, dtype=dtype, device=device)
+        )
+        sym = model.symbolic[li]
+        sym.fn_names = [str(n) for n in info["fn_names"]]
+        sym.check_names()
+    for name, p in model.named_parameters():
+        p.requires_grad_(bool(desc.get("trainable", {}).get(name, p.requires_grad)))
+    return model
+
+
+def _paths(path: str | Path) -> tuple[Path, Path]:
+    p = Path(path)
+    if p.suffix in (".safetensors", ".json"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+
+
+def _tensor_digest(state: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def save(model: MultKAN, path: str | Path) -> None:
+    """Write ``path.safetensors`` and ``path.json`` (a ``.safetensors``/``.json`` suffix is
+    stripped first). Nothing else is written."""
+    from safetensors.torch import save_file
+
+    st_path, json_path = _paths(path)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    desc = describe(model)
+    desc["tensors_sha256"] = _tensor_digest(state)
+    text = json.dumps(desc, indent=1)
+    json_path.write_text(text)
+    meta = {"format": FORMAT, "json_sha256": hashlib.sha256(text.encode()).hexdigest()}
+    save_file({k: v.cpu() for k, v in state.items()}, str(st_path), metadata=meta)
+
+
+def load(path: str | Path, device: torch.device | str | None = None) -> MultKAN:
+    """Read a model written by :func:`save`; refuses missing, truncated or edited files."""
+    from safetensors import safe_open
+
+    st_path, json_path = _paths(path)
+    for p in (st_path, json_path):
+        if not p.is_file():
+            raise CheckpointError(f"checkpoint file missing: {p}")
+    text = json_path.read_text()
+    try:
+        with safe_open(str(st_path), framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    except Exception as err:  # safetensors raises its own error types
+        raise CheckpointError(f"cannot read {st_path}: {err}") from err
+    if meta.get("json_sha256") != hashlib.sha256(text.encode()).hexdigest():
+        raise CheckpointError(f"{json_path} does not match {st_path} (edited or mismatched)")
+    try:
+        desc = json.loads(text)
+        if desc.get("format") != FORMAT or desc.get("format_version") != FORMAT_VERSION:
+            raise CheckpointError(
+                f"{json_path}: not a kanpiler MultKAN checkpoint of a known version"
+            )
+        if desc.get("tensors_sha256") != _tensor_digest(state):
+            raise CheckpointError(f"{st_path}: tensor data does not match its description")
+        model = build(desc, device)
+        model.load_state_dict(state, strict=True)
+    except CheckpointError:
+        raise
+    except (KanpilerError, KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"invalid checkpoint {json_path}: {err}") from err
+    return model
+
+
+def clone(model: MultKAN) -> MultKAN:
+    """A deep, independent copy of ``model`` (same device and dtype)."""
+    desc = describe(model)
+    new = build(desc, model.device)
+    new.load_state_dict(model.state_dict())
+    new.cache_acts = model.cache_acts
+    return new
+
+
+def clone_with_grid(model: MultKAN, n_intervals: int) -> MultKAN:
+    """A copy with ``n_intervals`` spline intervals: everything copied but coefs and grids."""
+    cfg = dict(config(model), grid=int(n_intervals))
+    new = MultKAN(**cfg, dtype=model.dtype, device=model.device)
+    keep = {k: v for k, v in model.state_dict().items()
+            if not (k.endswith(".coef") or k.endswith(".basis.grid"))}  # fmt: skip
+    new.load_state_dict(keep, strict=False)
+    for li in range(model.depth):
+        new.symbolic[li].fn_names = list(model.symbolic[li].fn_names)
+    for (_, p), (_, q) in zip(model.named_parameters(), new.named_parameters()):
+        q.requires_grad_(p.requires_grad)
+    return new

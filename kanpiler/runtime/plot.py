@@ -1,0 +1,150 @@
+"""A picture of a MultKAN: every edge's curve placed between the nodes it connects.
+
+In: a model (and optionally inputs, and fitted symbolic candidates per edge). Out: a
+``matplotlib.figure.Figure`` drawn off-screen (Agg canvas; pyplot is never touched, nothing
+is shown or saved unless the caller does ``fig.savefig(...)``). Stage: runtime view.
+
+>>> import torch
+>>> from kanpiler.runtime import MultKAN
+>>> fig = MultKAN([2, [2, 1], 1], seed=0).plot()
+>>> len(fig.axes) > 0
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .multkan import MultKAN
+
+SUM_COLOR, MULT_COLOR, SYM_COLOR, NUM_COLOR = "black", "tab:red", "tab:red", "tab:blue"
+
+
+def _curves(
+    model: MultKAN, x: torch.Tensor | None, n: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per layer: sorted inputs ``(S, in)`` and edge values ``(S, in, out)``."""
+    with torch.no_grad():
+        if x is not None:
+            rec = model.run(x, record=True)[1]
+            acts, edges = rec["acts"], rec["edge_acts"]
+        elif model.acts is not None and model.edge_acts is not None:
+            acts, edges = model.acts, model.edge_acts
+        else:
+            acts, edges = [], []
+            for li in range(model.depth):
+                inner = model.layers[li].basis.inner
+                t = torch.linspace(0, 1, n, dtype=model.dtype, device=model.device)[:, None]
+                xs = inner[:, 0] + (inner[:, -1] - inner[:, 0]) * t
+                acts.append(xs)
+                edges.append(model.layers[li].edge_values(xs) + model.symbolic[li].edge_values(xs))
+        out = []
+        for li in range(model.depth):
+            order = torch.argsort(acts[li], dim=0)
+            xs = torch.gather(acts[li], 0, order)
+            ys = torch.gather(edges[li], 0, order.unsqueeze(-1).expand_as(edges[li]))
+            out.append((xs.cpu().double(), ys.cpu().double()))
+        return out
+
+
+def _label(cand: Any) -> str:
+    if isinstance(cand, str):
+        return cand
+    if isinstance(cand, (list, tuple)) and cand:
+        first = cand[0]
+        if isinstance(first, (list, tuple)) and len(first) >= 2:
+            return f"{first[0]} (r²={float(first[1]):.3f})"
+        return str(first)
+    return str(cand)
+
+
+def _positions(count: int) -> list[float]:
+    return [(i + 0.5) / count for i in range(count)]
+
+
+def plot(
+    model: MultKAN,
+    x: torch.Tensor | None = None,
+    *,
+    candidates: Mapping[tuple[int, int, int], Any] | None = None,
+    samples: int = 101,
+    scale: float = 1.0,
+    title: str | None = None,
+) -> Figure:
+    """Draw ``model`` layer by layer (inputs at the bottom) with one small plot per edge.
+
+    ``x`` gives the inputs to plot the curves on (else the cached activations, else each
+    input's grid range). ``candidates`` maps ``(l, i, j)`` to a label or a list of
+    ``(formula, r2)`` pairs, shown above the edge's plot. Returns the Figure.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    curves = _curves(model, x, samples)
+    cols = max(model.n_nodes(li) * model.n_subnodes(li + 1) for li in range(model.depth))
+    fig = Figure(figsize=(max(4.0, 1.1 * cols) * scale, 2.6 * model.depth * scale))
+    FigureCanvasAgg(fig)
+    band = 1.0 / model.depth
+    for li in range(model.depth):
+        n_in, n_out = model.n_nodes(li), model.n_subnodes(li + 1)
+        y0, y1 = li * band, (li + 1) * band
+        node_x, sub_x = _positions(n_in), _node_subnode_x(model, li + 1)
+        edge_x = _positions(n_in * n_out)
+        w = min(0.8 / (n_in * n_out), 0.12)
+        h = 0.38 * band
+        for i in range(n_in):
+            for j in range(n_out):
+                cx = edge_x[i * n_out + j]
+                num_on = bool(model.layers[li].mask[i, j] != 0)
+                sym_on = bool(model.symbolic[li].mask[i, j] != 0)
+                alpha = 1.0 if (num_on or sym_on) else 0.15
+                ax = fig.add_axes((cx - w / 2, y0 + 0.31 * band, w, h))
+                xs, ys = curves[li]
+                color = SYM_COLOR if sym_on and not num_on else NUM_COLOR
+                ax.plot(xs[:, i], ys[:, i, j], color=color, alpha=alpha, lw=1.2)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for side in ax.spines.values():
+                    side.set_alpha(alpha)
+                if candidates and (li, i, j) in candidates:
+                    ax.set_title(_label(candidates[(li, i, j)]), fontsize=6)
+                line = {"color": "gray", "alpha": 0.5 * alpha, "lw": 0.6}
+                fig.add_artist(
+                    Line2D([node_x[i], cx], [y0 + 0.05 * band, y0 + 0.31 * band], **line)
+                )
+                fig.add_artist(Line2D([cx, sub_x[j]], [y0 + 0.69 * band, y1 - 0.05 * band], **line))
+        _draw_nodes(fig, model, li, node_x, y0 + 0.05 * band)
+    _draw_nodes(fig, model, model.depth, _positions(model.n_nodes(model.depth)), 1 - 0.05 * band)
+    if title:
+        fig.text(0.01, 0.99, title, ha="left", va="top")
+    return fig
+
+
+def _node_subnode_x(model: MultKAN, li: int) -> list[float]:
+    """x position of each subnode of node layer ``l``: that of the node it belongs to."""
+    xs = _positions(model.n_nodes(li))
+    n_sum = model.width[li][0]
+    out = xs[:n_sum]
+    for m, a in enumerate(model.mult_arity[li]):
+        out += [xs[n_sum + m]] * a
+    return out
+
+
+def _draw_nodes(fig: Any, model: MultKAN, li: int, xs: list[float], y: float) -> None:
+    n_sum = model.width[li][0]
+    for i, cx in enumerate(xs):
+        is_mult = i >= n_sum
+        fig.text(
+            cx, y, "×" if is_mult else ("+" if li else model.variables[i]),
+            ha="center", va="center", fontsize=8,
+            color=MULT_COLOR if is_mult else SUM_COLOR,
+            bbox={"boxstyle": "square" if is_mult else "circle", "fc": "white",
+                  "ec": MULT_COLOR if is_mult else SUM_COLOR, "lw": 0.8},
+        )  # fmt: skip

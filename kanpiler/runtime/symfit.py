@@ -1,0 +1,141 @@
+"""Moving single edges between the numeric and the symbolic branch.
+
+In: a model, an edge ``(l, i, j)`` and sample inputs. Out: the edge locked to
+``c*f(a*x+b)+d`` with fitted parameters (``fix_symbolic``), or symbolic edges replaced by
+splines fitted to them (``symbolic_to_spline``). Stage: runtime. The vectorised fitting of
+whole networks against the library lives in ``kanpiler.convert``.
+
+>>> import torch
+>>> from kanpiler.runtime import MultKAN
+>>> model = MultKAN([1, 1], dtype=torch.float64, numeric=False)
+>>> model.set_symbolic(0, 0, 0, "sin", a=2.0)
+>>> model.symbolic_to_spline(ranges=[(-1.0, 1.0)])
+>>> x = torch.linspace(-1, 1, 50, dtype=torch.float64).reshape(-1, 1)
+>>> bool((model(x) - torch.sin(2 * x)).abs().max() < 1e-2)
+True
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .. import library
+from ..errors import FitError, ShapeError
+from .basis import extend_grid, uniform_points
+from .grid import curve_to_coef, lstsq
+
+if TYPE_CHECKING:
+    from .multkan import MultKAN
+
+
+def fit_affine(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    fn: str,
+    a_range: tuple[float, float] = (-10.0, 10.0),
+    b_range: tuple[float, float] = (-10.0, 10.0),
+    grid_number: int = 101,
+) -> tuple[tuple[float, float, float, float], float]:
+    """Fit ``y ~ c*f(a*x+b)+d`` on 1-D samples: grid search over ``(a, b)``, then least squares
+    for ``(c, d)``; returns ``((a, b, c, d), r2)``."""
+    f = library.get(fn).safe_fn
+    x, y = x.reshape(-1).to(torch.float64), y.reshape(-1).to(torch.float64)
+    a = torch.linspace(*a_range, grid_number, dtype=torch.float64, device=x.device)
+    b = torch.linspace(*b_range, grid_number, dtype=torch.float64, device=x.device)
+    feats = f(a[:, None, None] * x + b[None, :, None])  # (A, B, N)
+    fc = feats - feats.mean(-1, keepdim=True)
+    yc = y - y.mean()
+    r2 = (fc @ yc) ** 2 / ((fc * fc).sum(-1) * (yc @ yc) + 1e-30)
+    r2 = torch.nan_to_num(r2, nan=-1.0)
+    best = int(torch.argmax(r2))
+    ai, bi = divmod(best, grid_number)
+    av, bv = float(a[ai]), float(b[bi])
+    design = torch.stack([f(av * x + bv), torch.ones_like(x)], dim=1)
+    c, d = lstsq(design, y.unsqueeze(1)).flatten().tolist()
+    resid = y - (c * f(av * x + bv) + d)
+    score = 1 - float(resid @ resid) / max(float(yc @ yc), 1e-30)
+    return (av, bv, c, d), score
+
+
+def fix_symbolic(
+    model: MultKAN, li: int, i: int, j: int, fn: str, fit: bool = True,
+    x: torch.Tensor | None = None, **kw: Any,
+) -> float:  # fmt: skip
+    """Lock edge ``(l, i, j)`` to ``fn``; with ``fit``, fit ``a, b, c, d`` to its current curve
+    sampled at ``x`` (model inputs) or at the cached activations. Returns r² (1.0 unfitted)."""
+    model._check_edge(li, i, j)
+    if not fit:
+        model.set_symbolic(li, i, j, fn)
+        return 1.0
+    if x is not None:
+        with torch.no_grad():
+            rec = model.run(x, record=True)[1]
+        acts, edges = rec["acts"], rec["edge_acts"]
+    elif model.acts is not None and model.edge_acts is not None:
+        acts, edges = model.acts, model.edge_acts
+    else:
+        raise ShapeError("fix_symbolic(fit=True) needs x, or cached activations (cache_acts)")
+    params, r2 = fit_affine(acts[li][:, i].detach(), edges[li][:, i, j].detach(), fn, **kw)
+    model.set_symbolic(li, i, j, fn, *params)
+    return r2
+
+
+def _layer_ranges(model: MultKAN, x: torch.Tensor | None, ranges: Any) -> list[torch.Tensor]:
+    """``(in, 2)`` low/high per input of every layer, from ``x``, ``ranges`` or the grids."""
+    out = []
+    if x is not None:
+        with torch.no_grad():
+            acts = model.run(x, record=True)[1]["acts"]
+        return [torch.stack([a.amin(0), a.amax(0)], dim=1) for a in acts[:-1]]
+    for li in range(model.depth):
+        n_in = model.n_nodes(li)
+        if ranges is None:
+            inner = model.layers[li].basis.inner
+            out.append(torch.stack([inner[:, 0], inner[:, -1]], dim=1))
+            continue
+        if len(ranges) != model.depth:
+            raise ShapeError(f"ranges needs one entry per KAN layer ({model.depth})")
+        r = torch.as_tensor(ranges[li], dtype=model.dtype, device=model.device)
+        out.append(r.expand(n_in, 2) if r.dim() == 1 else r)
+    return out
+
+
+def symbolic_to_spline(model: MultKAN, x: torch.Tensor | None = None, ranges: Any = None) -> None:
+    """Replace every active symbolic edge by a spline fitted to it on the given ranges.
+
+    Inputs that feed a symbolic edge get a uniform grid over their range; numeric edges from
+    those inputs are refitted on the new grid, so they keep their curves there.
+    """
+    bounds = _layer_ranges(model, x, ranges)
+    with torch.no_grad():
+        for li in range(model.depth):
+            num, sym = model.layers[li], model.symbolic[li]
+            if not sym.active:
+                continue
+            lo, hi = bounds[li][:, 0], bounds[li][:, 1]
+            wide = torch.where(hi - lo > 0, hi - lo, torch.ones_like(hi))
+            lo, hi = torch.where(hi - lo > 0, lo, lo - 0.5), lo + wide
+            _refit_layer(num, sym, lo, hi)
+
+
+def _refit_layer(num, sym, lo: torch.Tensor, hi: torch.Tensor, n_samples: int = 257) -> None:
+    g, k, dtype, dev = num.basis.n_intervals, num.basis.k, num.coef.dtype, num.coef.device
+    steps = torch.linspace(0, 1, n_samples, dtype=dtype, device=dev).unsqueeze(1)
+    xs = lo + (hi - lo) * steps  # (S, in)
+    old_spline = num.spline(xs)
+    target_sym = sym.edge_values(xs)
+    is_sym = (sym.mask != 0) & (sym.fn_ids != 0)
+    unit = uniform_points(num.in_features, g, (0.0, 1.0), dtype, dev)
+    num.basis.set_grid(extend_grid(lo.unsqueeze(1) + (hi - lo).unsqueeze(1) * unit, k))
+    # symbolic edges: the spline alone carries c*f(a*x+b)+d
+    target = torch.where(is_sym.unsqueeze(0), target_sym, old_spline)
+    coef = curve_to_coef(xs, target, num.basis)
+    if not torch.isfinite(coef).all():
+        raise FitError("symbolic_to_spline: the fitted spline is not finite")
+    num.coef.copy_(coef)
+    num.scale_base.copy_(torch.where(is_sym, torch.zeros_like(num.scale_base), num.scale_base))
+    num.scale_sp.copy_(torch.where(is_sym, torch.ones_like(num.scale_sp), num.scale_sp))
+    num.mask.copy_(torch.where(is_sym, torch.ones_like(num.mask), num.mask))
+    sym.mask.copy_(torch.where(is_sym, torch.zeros_like(sym.mask), sym.mask))

@@ -1,0 +1,138 @@
+"""Attribution, pruning and checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import kanpiler
+from kanpiler.errors import CheckpointError
+from kanpiler.runtime import MultKAN
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
+
+def _device(name: str) -> str:
+    if name == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    return name
+
+
+def _mixed_model(dtype: torch.dtype = torch.float64) -> MultKAN:
+    m = MultKAN([3, [3, 2], [1, 1], 1], mult_arity=[0, [2, 3], 2, 0], seed=4, dtype=dtype)
+    m.set_symbolic(0, 1, 2, "sin", 1.5, 0.2, 0.7, 0.1)
+    m.set_symbolic(1, 0, 1, "x^2", 0.5, 0.0, 1.0, 0.0)
+    with torch.no_grad():
+        for p in (*m.node_bias, *m.subnode_scale):
+            p.add_(0.1)
+    return m
+
+
+def test_attribution_matches_a_plain_computation() -> None:
+    m = _mixed_model()
+    x = torch.rand(200, 3, dtype=torch.float64) * 2 - 1
+    scores = m.attribute(x)
+    _, rec = m.run(x, record=True)
+    node = np.ones(1)
+    for li in reversed(range(m.depth)):
+        # subnode scores: sum nodes copy, each subnode of a mult node inherits the node's
+        sub = np.concatenate(
+            [node[: m.width[li + 1][0]]]
+            + [np.full(a, node[m.width[li + 1][0] + k]) for k, a in enumerate(m.mult_arity[li + 1])]
+        )
+        edge_std = rec["edge_acts"][li].detach().numpy().std(axis=0, ddof=1)
+        sub_std = rec["subnode_acts"][li].detach().numpy().std(axis=0, ddof=1)
+        edge = edge_std * sub[None, :] / (sub_std[None, :] + 1e-4)
+        np.testing.assert_allclose(scores["edge_scores"][li].numpy(), edge, rtol=1e-10)
+        node = edge.sum(1)
+        np.testing.assert_allclose(scores["node_scores"][li].numpy(), node, rtol=1e-10)
+
+
+def test_prune_returns_a_copy_that_computes_the_kept_function() -> None:
+    m = _mixed_model()
+    x = torch.rand(300, 3, dtype=torch.float64) * 2 - 1
+    before = [p.detach().clone() for p in m.parameters()]
+    scores = m.attribute(x)["node_scores"]
+    ranked = torch.sort(scores[1]).values
+    th = float(ranked[1] + ranked[2]) / 2  # drop the two weakest nodes of layer 1
+    small = m.prune(x, node_th=th, edge_th=0.0, fold_constants=False)
+    assert all(torch.equal(p, q) for p, q in zip(before, m.parameters()))  # original untouched
+    assert sum(small.width[1]) == 3
+    # the original with the dropped nodes' outgoing edges switched off gives the same outputs
+    with torch.no_grad():
+        for li in (1, 2):
+            dropped = scores[li] <= th
+            if dropped.all():
+                dropped[torch.argmax(scores[li])] = False
+            assert sum(small.width[li]) == int((~dropped).sum())
+            m.layers[li].mask[dropped] = 0.0
+            m.symbolic[li].mask[dropped] = 0.0
+    torch.testing.assert_close(small(x), m(x), atol=1e-13, rtol=0)
+
+
+def test_prune_edges_and_never_nan() -> None:
+    m = MultKAN([2, 4, 1], seed=0, dtype=torch.float64)
+    x = torch.rand(100, 2, dtype=torch.float64) * 2 - 1
+    with torch.no_grad():
+        m.layers[0].mask[:, 1:] = 0.0  # three dead hidden nodes: constant outgoing edges
+    small = m.prune(x)  # their constant values are folded into the output subnode's bias
+    assert small.width[1] == [1, 0]
+    torch.testing.assert_close(small(x), m(x), atol=1e-13, rtol=0)
+    # everything below threshold: each hidden layer keeps its best node, outputs stay finite
+    tiny = m.prune(x, node_th=1e9, edge_th=1e9)
+    assert tiny.width[1] == [1, 0] and torch.isfinite(tiny(x)).all()
+    with torch.no_grad():
+        m.layers[0].mask.zero_()
+    dead = m.prune(x)
+    assert torch.isfinite(dead(x)).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_checkpoint_round_trip_is_bit_identical(tmp_path, dtype: torch.dtype) -> None:
+    m = _mixed_model(dtype)
+    x = torch.rand(64, 3, dtype=dtype) * 2 - 1
+    m.update_grid(x)  # non-uniform grids survive too
+    m.variables = ["a", "b", "c"]
+    m.save(tmp_path / "model")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.safetensors"]
+    back = kanpiler.load(tmp_path / "model")
+    assert torch.equal(back(x), m(x))
+    assert back.variables == ["a", "b", "c"] and back.width == m.width
+    assert back.symbolic[0].function(1, 2) == "sin"
+    desc = json.loads((tmp_path / "model.json").read_text())
+    assert desc["layers"][0]["symbolic"][1][2] == "sin" and desc["dtype"] == str(dtype)[6:]
+
+
+def test_corrupted_checkpoints_are_refused(tmp_path) -> None:
+    m = _mixed_model()
+    m.save(tmp_path / "m")
+    st, js = tmp_path / "m.safetensors", tmp_path / "m.json"
+    data, text = st.read_bytes(), js.read_text()
+    st.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="cannot read"):
+        kanpiler.load(tmp_path / "m")
+    flipped = bytearray(data)
+    flipped[-3] ^= 0x40  # a tensor byte
+    st.write_bytes(bytes(flipped))
+    with pytest.raises(CheckpointError, match="does not match"):
+        kanpiler.load(tmp_path / "m")
+    st.write_bytes(data)
+    js.write_text(text.replace('"sin"', '"cos"'))
+    with pytest.raises(CheckpointError, match="edited"):
+        kanpiler.load(tmp_path / "m")
+    js.unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        kanpiler.load(tmp_path / "m")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_checkpoint_loads_onto_a_device(tmp_path, device: str) -> None:
+    dev = _device(device)
+    m = _mixed_model()
+    m.save(tmp_path / "m")
+    back = kanpiler.runtime.io.load(tmp_path / "m", device=dev)
+    x = torch.rand(16, 3, dtype=torch.float64) * 2 - 1
+    torch.testing.assert_close(back(x.to(dev)).cpu(), m(x), atol=1e-12, rtol=1e-12)
