@@ -18,9 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import KanpilerError, RenderError
+from .errors import KanpilerError
 
-_EPILOG = 'A formula that starts with "-" goes last, after "--": kanpiler parse --variables x -- "-x**2"'
+_EPILOG = (
+    'A formula that starts with "-" goes last, after "--": kanpiler parse --variables x -- "-x**2"'
+)
 
 
 def _parse_cmd(args: argparse.Namespace) -> None:
@@ -44,7 +46,7 @@ def _compile_cmd(args: argparse.Namespace) -> None:
     print(f"variables: {', '.join(model.variables)}")
     print(f"width:     {model.width}")
     if args.print_layout:
-        print(kanpiler.lower(args.formula, args.variables))
+        print(model.layout)
     _write_drawing(model, args)
     if args.save:
         model.save(args.save)
@@ -59,7 +61,7 @@ def _convert_cmd(args: argparse.Namespace) -> None:
     formulas = kanpiler.to_sympy(kanpiler.load(args.model))
     formulas = formulas if isinstance(formulas, (list, tuple)) else [formulas]
     for i, f in enumerate(formulas):
-        name = "y" if len(formulas) == 1 else f"y{i}"
+        name = "f" if len(formulas) == 1 else f"f{i}"
         print(f"{name} = {sympy.latex(f) if args.latex else f}")
 
 
@@ -109,29 +111,16 @@ def _write_drawing(obj: Any, args: argparse.Namespace) -> None:
     if not any(wanted.values()):
         return
     import kanpiler
+    from kanpiler.render import pipe
 
     graph = kanpiler.render(obj)
     for fmt, path in wanted.items():
-        if not path:
-            continue
-        if fmt == "dot":
+        if path and fmt == "dot":
             Path(path).write_text(graph.source, encoding="utf-8")
-        else:
-            Path(path).write_bytes(_pipe(graph, fmt))
-        print(f"wrote:     {path}")
-
-
-def _pipe(graph: Any, fmt: str) -> bytes:
-    import graphviz
-
-    try:
-        return graph.pipe(format=fmt)
-    except graphviz.ExecutableNotFound:
-        raise RenderError(
-            f"drawing {fmt.upper()} needs Graphviz's 'dot' program: install it "
-            "(apt-get install graphviz, brew install graphviz, conda install graphviz); "
-            "--dot writes the source without it"
-        ) from None
+        elif path:
+            Path(path).write_bytes(pipe(graph, fmt))
+        if path:
+            print(f"wrote:     {path}")
 
 
 # ---- argument parsing -----------------------------------------------------------------------
@@ -154,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"kanpiler {__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("parse", help="print a formula's canonical form, SymPy and LaTeX", epilog=_EPILOG)
+    p = sub.add_parser(
+        "parse", help="print a formula's canonical form, SymPy and LaTeX", epilog=_EPILOG
+    )
     p.add_argument("formula", help='formula text, e.g. "sin(x)*exp(y)"')
     p.add_argument("--variables", help="comma-separated variable names (they win over pi, e)")
     p.set_defaults(run=_parse_cmd)

@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from . import ir
-from .errors import CompileError, KanpilerError
+from . import ir, library
+from .errors import CompileError, KanpilerError, VerifyError
 from .layout import Layout, astuple_edge, verify
 from .lower import lower_ir
 
@@ -48,7 +48,14 @@ def input_names(exprs: list[ir.Expr], variables: Sequence[str] | str | None) -> 
         found.update(dict.fromkeys(ir.variables(e)))
     if variables is None:
         return list(found)
-    names = variables.replace(",", " ").split() if isinstance(variables, str) else list(variables)
+    if isinstance(variables, str):
+        names = variables.replace(",", " ").split()
+    elif isinstance(variables, (list, tuple)) and all(isinstance(v, str) for v in variables):
+        names = list(variables)
+    else:
+        raise CompileError(
+            f"variables must be a list of names or a string 'x, y', got {variables!r}"
+        )
     missing = [v for v in found if v not in names]
     if missing:
         raise CompileError(f"the formula uses {missing} but variables={names} does not list them")
@@ -81,7 +88,12 @@ def build(
     k: int = 3,
 ) -> Any:
     """Step 7: a ``MultKAN`` with the layout's widths, arities, symbolic edges and affine
-    parameters; numeric (spline) branches all off. Constants of the formula are trainable."""
+    parameters; numeric (spline) branches all off. Constants of the formula are trainable.
+
+    >>> model = build(lower("exp(-x**2)"), torch.float64)
+    >>> model(torch.tensor([[0.0]], dtype=torch.float64)).detach().item()
+    1.0
+    """
     from .runtime import MultKAN
 
     model = MultKAN(
@@ -124,6 +136,7 @@ def lower(
     nodes 1: [sum]
     """
     formulas = _as_list(formula)
+    input_names([], variables)  # the names' type is checked before parsing with them
     raw = parse_all(formulas, variables)
     names = input_names(raw, variables)
     if trace is not None:
@@ -162,22 +175,72 @@ def compile(
 
     ``formula`` is text, an ``Expr``, a SymPy expression or a list of these (several outputs).
     ``variables`` fixes the inputs and their order (default: order of first appearance across
-    the outputs). ``check`` verifies the layout and compares the built module with the layout's
-    float64 reference on a few points. ``trace`` keeps every stage in ``model.compile_trace``
+    the outputs). ``check`` verifies the layout and that the module holds exactly it
+    (``self_check`` also compares values with the layout's float64 reference). ``trace`` keeps every stage in ``model.compile_trace``
     (a list of ``(step, value)``). Raises a ``KanpilerError`` for what cannot compile exactly.
+
+    >>> model = compile(["x*y", "sin(x) + 1"], dtype=torch.float64)
+    >>> model.variables, model.formulas
+    (['x', 'y'], ['x*y', 'sin(x) + 1'])
+    >>> model(torch.tensor([[2.0, 3.0]], dtype=torch.float64)).detach()
+    tensor([[6.0000, 1.9093]], dtype=torch.float64)
     """
+    dtype, device = _options(dtype, device)
     steps: list | None = [] if trace else None
     layout = lower(formula, variables, trace=steps)
     model = build(layout, dtype, device, grid=grid, k=k)
-    if check:  # the build recipe does not depend on dtype/device: check it in float64
-        exact = model if model.dtype == torch.float64 else build(layout, torch.float64)
-        self_check(exact, layout)
+    if check:
+        check_build(model, layout)
     model.layout = layout
     model.formulas = list(layout.outputs)
     if steps is not None:
         steps.append(("build", model))
         model.compile_trace = steps
     return model
+
+
+def check_build(model: Any, layout: Layout) -> None:
+    """The module holds exactly the layout: same symbolic edges, functions and parameters (in
+    the model's dtype), no numeric edge on, same node and subnode affine parameters."""
+    for li, es in enumerate(layout.edges):
+        sym = model.symbolic[li]
+        opts = {"dtype": sym.affine.dtype, "device": sym.affine.device}
+        rows = torch.tensor([e.i for e in es], dtype=torch.long, device=opts["device"])
+        cols = torch.tensor([e.j for e in es], dtype=torch.long, device=opts["device"])
+        want = torch.tensor([[e.a, e.b, e.c, e.d] for e in es], **opts).reshape(-1, 4)
+        names = [sym.fn_names[int(i)] for i in sym.fn_ids[rows, cols].tolist()]
+        ok = (
+            int((sym.mask != 0).sum()) == len(es)
+            and bool((sym.mask[rows, cols] != 0).all())
+            and not bool((model.layers[li].mask != 0).any())
+            and names == [library.get(e.fn).name for e in es]
+            and torch.equal(sym.affine.detach()[rows, cols], want)
+            and _same(model.subnode_bias[li], layout.subnode_bias[li])
+            and _same(model.node_scale[li], [n.scale for n in layout.nodes[li + 1]])
+            and _same(model.node_bias[li], [n.bias for n in layout.nodes[li + 1]])
+        )
+        if not ok:
+            raise VerifyError("build", "the module holds exactly the layout", f"KAN layer {li}")
+
+
+def _same(param: torch.Tensor, values: Sequence[float]) -> bool:
+    return torch.equal(
+        param.detach(), torch.tensor(list(values), dtype=param.dtype, device=param.device)
+    )
+
+
+def _options(dtype: Any, device: Any) -> tuple[torch.dtype, torch.device | None]:
+    """``dtype`` (a floating torch dtype or its name) and ``device``, checked."""
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype.removeprefix("torch."), dtype)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise CompileError(
+            f"dtype must be a floating torch dtype such as torch.float64, got {dtype!r}"
+        )
+    try:
+        return dtype, None if device is None else torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise CompileError(f"device {device!r} is not a torch device: {err}") from None
 
 
 def self_check(model: Any, layout: Layout, n: int = 8, seed: int = 0) -> None:
@@ -201,4 +264,4 @@ def self_check(model: Any, layout: Layout, n: int = 8, seed: int = 0) -> None:
         )
 
 
-__all__ = ["compile", "lower", "build", "self_check", "PASSES"]
+__all__ = ["compile", "lower", "build", "check_build", "self_check", "PASSES"]

@@ -4,14 +4,14 @@ In: built by ``kanpiler.lower`` (canonical IR -> Layout). Out: ``verify(layout)`
 invariants, ``evaluate(layout, X)`` is the float64 reference, ``kanpiler.compiler.build`` makes
 the torch module and ``kanpiler.render`` draws it. Stage: lower.
 
->>> from kanpiler.lower import lower
->>> lay = lower("2*x + 3")
+>>> import kanpiler
+>>> lay = kanpiler.lower("2*x + 3")
 >>> lay.depth, lay.n_edges
 (1, 1)
->>> print(lay)  # doctest: +NORMALIZE_WHITESPACE
+>>> print(lay)
 layout: 1 KAN layer, 1 edge, inputs [x], 1 output
 nodes 0: [in x]
-edges 0: 0->0 x c=2 | bias 3
+edges 0: 0->0 x c=2 d=3
 nodes 1: [sum]
 """
 
@@ -175,7 +175,8 @@ def _node_text(n: Node) -> str:
         return f"in {n.label}"
     text = "sum" if n.kind == SUM else f"mult/{n.arity}"
     if n.scale != 1.0 or n.bias != 0.0:
-        text += f" {fmt(n.scale)}*v{'+' if n.bias >= 0 else '-'}{fmt(abs(n.bias))}"
+        text += f" {fmt(n.scale)}*v"
+        text += f"{'+' if n.bias > 0 else '-'}{fmt(abs(n.bias))}" if n.bias else ""
     return text
 
 

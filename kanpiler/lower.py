@@ -1,7 +1,8 @@
 """Lowering: canonical IR -> MultKAN ``Layout`` (a pure function).
 
 In: one ``Expr`` per output (canonical IR; NEG, RECIP and two-argument min/max are accepted
-too). Out: a ``Layout`` computing them exactly. Stage: lower.
+too). Out: a ``Layout`` computing them exactly. Stage: lower (the half that knows about
+expressions; ``network.py`` interns the nodes and places them into layers).
 
 Every expression ``e`` gets a *handle* ``(node, scale, offset)`` meaning ``e = scale*node +
 offset``, so affine arithmetic never costs a node, and a list of *terms* ``c*f(a*src + b)`` plus a
@@ -23,30 +24,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import count
-from typing import Any
 
 from . import library
 from .errors import CompileError
 from .ir import Expr, Op, walk
-from .layout import INPUT, MULT, SUM, Edge, Layout, Node
+from .layout import MULT, Layout
+from .network import (
+    ID,
+    Handle,
+    Network,
+    Sub,
+    Term,
+    normalise,
+    output_nodes,
+    place,
+    scaled,
+    to_layout,
+)
 
-ID = library.IDENTITY.name  # "x"
-
-# a term c*fn(a*src + b) is the tuple (src, fn, a, b, c); a subnode is (terms, constant)
-Term = tuple[Any, str, float, float, float]
-Sub = tuple[tuple[Term, ...], float]
-Handle = tuple[Any, float, float]  # (node or None, scale, offset)
-
-
-class _Node:
-    """A node of the network under construction (placed into layers at the end)."""
-
-    __slots__ = ("kind", "subs", "scale", "bias", "level", "uid", "label")
-
-    def __init__(self, kind: str, subs: tuple, scale: float, bias: float, level: int, uid: int):
-        self.kind, self.subs, self.scale, self.bias = kind, subs, scale, bias
-        self.level, self.uid, self.label = level, uid, ""
+#: calls that are powers: their powers fold (``sqrt(u)**-1 = u**-0.5``, one edge, not two)
+POWER_CALLS = {"sqrt": 0.5, "cbrt": 1.0 / 3.0, "square": 2.0}
 
 
 def _const_call(name: str, *args: float) -> float:
@@ -70,62 +67,14 @@ def _describe(e: Expr) -> str:
         return f"a {e.op.name} expression"
 
 
-class _Lowerer:
+class _Lowerer(Network):
+    """The expression half: handles, terms and one rule per operation."""
+
     def __init__(self, variables: Sequence[str]):
-        self.uid = count()
-        self.inputs = {v: self._new(INPUT, (), 1.0, 0.0, 0) for v in variables}
-        for v, n in self.inputs.items():
-            n.label = v
-        self.interned: dict[tuple, _Node] = {}
+        super().__init__(variables)
         self.val: dict[Expr, float | None] = {}
         self.terms: dict[Expr, Sub] = {}
         self.handles: dict[Expr, Handle] = {}
-
-    def _new(self, kind: str, subs: tuple, scale: float, bias: float, level: int) -> _Node:
-        return _Node(kind, subs, scale, bias, level, next(self.uid))
-
-    # -- node construction -------------------------------------------------------------------
-    def intern(self, kind: str, subs: tuple, scale=1.0, bias=0.0, tag=None, level=None) -> _Node:
-        key = (kind, subs, scale, bias, tag)
-        node = self.interned.get(key)
-        if node is None:
-            if level is None:
-                level = 1 + max(t[0].level for ts, _ in subs for t in ts)
-            node = self.interned[key] = self._new(kind, subs, scale, bias, level)
-        return node
-
-    def carry(self, node: _Node, level: int) -> _Node:
-        """``node``'s value at node layer ``level`` (a shared chain of identity nodes)."""
-        while node.level < level:
-            node = self.intern(SUM, ((((node, ID, 1.0, 0.0, 1.0),), 0.0),))
-        return node
-
-    def node_from(self, subs: list[Sub], kind: str = SUM, scale=1.0, bias=0.0, tag=None) -> _Node:
-        """A node whose subnodes hold ``subs``: collisions lifted, low sources carried up."""
-        resolved = [(self.resolve(ts), d) for ts, d in subs]
-        level = 1 + max((t[0].level for ts, _ in resolved for t in ts), default=0)
-        final = tuple(
-            (tuple((self.carry(t[0], level - 1), *t[1:]) for t in ts), d) for ts, d in resolved
-        )
-        return self.intern(kind, final, scale, bias, tag, level)
-
-    def resolve(self, terms: tuple[Term, ...]) -> tuple[Term, ...]:
-        """Make sources unique: keep one term per source, lift the others into their own node."""
-        while True:
-            groups: dict[_Node, list[Term]] = {}
-            for t in terms:
-                groups.setdefault(t[0], []).append(t)
-            if len(groups) == len(terms):
-                return terms
-            out: list[Term] = []
-            for src, group in groups.items():
-                keep = next((t for t in group if t[1] == ID), group[0])
-                out.append(keep)
-                for t in group:
-                    if t is not keep:
-                        lifted = self.intern(SUM, ((((src, t[1], t[2], t[3], 1.0),), 0.0),))
-                        out.append((lifted, ID, 1.0, 0.0, t[4]))
-            terms, _ = normalise(out)
 
     # -- expressions -------------------------------------------------------------------------
     def visit(self, e: Expr) -> None:
@@ -186,6 +135,9 @@ class _Lowerer:
         h = self.handles.get(e)
         if h is None:
             h = self.handles[e] = self._handle(e)
+            node = h[0]
+            if node is not None and node.expr is None and (h[1], h[2]) == (1.0, 0.0):
+                node.expr = e  # the node computes e itself: its label
         return h
 
     def _handle(self, e: Expr) -> Handle:
@@ -222,6 +174,8 @@ class _Lowerer:
             a, p = stack.pop()
             v, integer = self.val[a], float(p).is_integer()
             q = self.val[a.args[1]] if a.op is Op.POW else None
+            if a.op is Op.CALL and p != 1.0 and a.arg in POWER_CALLS:
+                q = POWER_CALLS[a.arg]  # sqrt(u)**p = u**(p/2)
             if p == 0.0:
                 continue
             if v is not None:
@@ -235,6 +189,9 @@ class _Lowerer:
                 stack.append((a.args[0], p * q))  # (u**q)**p = u**(q*p) here
             elif p == 1.0:
                 subs.append(self.terms[a])
+            elif a.op is Op.CALL and a.arg == "exp":  # exp(u)**p = exp(p*u)
+                node, s, t = self.handle(a.args[0])
+                subs.append(self.apply("exp", (node, s * p, t * p), where=a))
             else:
                 subs.append(self.apply(library.power(p).name, self.handle(a), where=a))
         if not math.isfinite(k):
@@ -267,22 +224,6 @@ class _Lowerer:
         return (((node, fn, s, t, c),), 0.0)
 
 
-def normalise(terms) -> tuple[tuple[Term, ...], float]:
-    """Merge equal terms (summing c), write identities as ``c*x``, drop zero terms."""
-    merged: dict[tuple, float] = {}
-    extra = 0.0
-    for src, fn, a, b, c in terms:
-        if fn == ID:
-            c, extra, a, b = c * a, extra + c * b, 1.0, 0.0
-        key = (src, fn, a, b)
-        merged[key] = merged.get(key, 0.0) + c
-    return tuple((s, f, a, b, c) for (s, f, a, b), c in merged.items() if c != 0.0), extra
-
-
-def _scaled(sub: Sub, k: float) -> Sub:
-    return (tuple((s, f, a, b, c * k) for s, f, a, b, c in sub[0]), sub[1] * k)
-
-
 # ---- one rule per operation: terms of a non-constant expression -----------------------------
 
 
@@ -302,7 +243,7 @@ def _mul(lw: _Lowerer, e: Expr, vals: list) -> Sub | float:
     if k == 0.0:
         return 0.0
     if len(subs) == 1:
-        return _scaled(subs[0], k)
+        return scaled(subs[0], k)
     node, s, t = lw.handle(e)
     if node is None:
         return t
@@ -310,7 +251,7 @@ def _mul(lw: _Lowerer, e: Expr, vals: list) -> Sub | float:
 
 
 def _neg(lw: _Lowerer, e: Expr, vals: list) -> Sub:
-    return _scaled(lw.terms[e.args[0]], -1.0)
+    return scaled(lw.terms[e.args[0]], -1.0)
 
 
 def _recip(lw: _Lowerer, e: Expr, vals: list) -> Sub:
@@ -325,12 +266,12 @@ def _pow(lw: _Lowerer, e: Expr, vals: list) -> Sub | float:
             return 1.0
         if p == 1.0:
             return lw.terms[base]
-        if base.op in (Op.MUL, Op.NEG, Op.POW):  # (x*y)**2 = x**2 * y**2: one mult node
+        if base.op in (Op.MUL, Op.NEG, Op.POW, Op.CALL):  # (x*y)**2 = x**2 * y**2: one node
             k, subs = lw.factors([(base, p)], e)
             if len(subs) != 1:
                 node, s, t = lw.product(k, subs)
                 return t if node is None else (((node, ID, 1.0, 0.0, s),), t)
-            return _scaled(subs[0], k)
+            return scaled(subs[0], k)
         return lw.apply(library.power(p).name, lw.handle(base), where=e)
     node, s, t = lw.handle(expo)
     if c is not None:  # c**v = exp(v*log(c)) for c > 0
@@ -348,7 +289,7 @@ def _pow(lw: _Lowerer, e: Expr, vals: list) -> Sub | float:
     v_terms, v_d = normalise(lw.terms[expo][0])
     v_sub = (v_terms, v_d + lw.terms[expo][1])
     if not log_sub[0]:  # log of a constant: v times a number
-        prod = lw.handle_of_terms(*_scaled(v_sub, log_sub[1]))
+        prod = lw.handle_of_terms(*scaled(v_sub, log_sub[1]))
     else:
         prod = (lw.node_from([v_sub, log_sub], MULT), 1.0, 0.0)
     return lw.apply("exp", prod, where=e)
@@ -359,11 +300,11 @@ def _call(lw: _Lowerer, e: Expr, vals: list) -> Sub:
         return lw.apply(e.arg, lw.handle(e.args[0]), where=e)
     if e.arg in ("min", "max"):  # max(a,b) = (a+b)/2 + |a-b|/2, min with -|a-b|/2
         (ta, da), (tb, db) = (_sub_of(lw, a, v) for a, v in zip(e.args, vals))
-        diff = normalise(ta + _scaled((tb, db), -1.0)[0])
+        diff = normalise(ta + scaled((tb, db), -1.0)[0])
         h = lw.handle_of_terms(diff[0], diff[1] + da - db)
         sign = 0.5 if e.arg == "max" else -0.5
         ts, d = lw.apply("abs", h, sign, where=e)
-        half = _scaled((ta + tb, da + db), 0.5)
+        half = scaled((ta + tb, da + db), 0.5)
         return (half[0] + ts, half[1] + d)
     raise CompileError(f"cannot compile {_describe(e)}: {e.arg} of {len(e.args)} arguments")
 
@@ -380,84 +321,6 @@ _RULES = {
     Op.POW: _pow,
     Op.CALL: _call,
 }
-
-
-# ---- outputs and placement into layers ------------------------------------------------------
-
-
-def _output_nodes(lw: _Lowerer, handles: list[Handle]) -> list[_Node]:
-    """One node per output, all on the last layer (carried up where needed)."""
-    top = max([1] + [n.level for n, _, _ in handles if n is not None])
-    outs = []
-    for idx, (n, s, t) in enumerate(handles):
-        tag = ("output", idx)
-        if n is None:
-            outs.append(lw.intern(SUM, (((), t),), tag=tag, level=top))
-        elif n.level < top:
-            src = lw.carry(n, top - 1)
-            outs.append(lw.intern(SUM, ((((src, ID, 1.0, 0.0, s),), t),), tag=tag))
-        elif n.kind == SUM:
-            ts, d = _scaled(n.subs[0], s)
-            outs.append(lw.intern(SUM, ((ts, d + t),), tag=tag))
-        else:
-            outs.append(lw.intern(MULT, n.subs, s * n.scale, s * n.bias + t, tag))
-    # the runtime orders a layer's sum nodes before its mult nodes: a sum output after a mult
-    # output becomes a mult node whose second factor is the constant 1
-    first_mult = next((i for i, n in enumerate(outs) if n.kind == MULT), len(outs))
-    for i in range(first_mult, len(outs)):
-        n = outs[i]
-        if n.kind == SUM:
-            outs[i] = lw.intern(MULT, (n.subs[0], ((), 1.0)), tag=("output", i), level=n.level)
-    return outs
-
-
-def _place(lw: _Lowerer, outs: list[_Node]) -> list[list[_Node]]:
-    """Nodes reachable from the outputs, by level; sum nodes first, in creation order."""
-    top = outs[0].level
-    seen: set[int] = {id(n) for n in outs}
-    stack = list(outs)
-    inner: list[_Node] = []
-    while stack:
-        node = stack.pop()
-        for ts, _ in node.subs:
-            for t in ts:
-                src = t[0]
-                if id(src) not in seen and src.kind != INPUT:
-                    seen.add(id(src))
-                    inner.append(src)
-                    stack.append(src)
-    layers: list[list[_Node]] = [list(lw.inputs.values())] + [[] for _ in range(top)]
-    for n in sorted(inner, key=lambda n: (n.kind == MULT, n.uid)):
-        layers[n.level].append(n)
-    layers[top] = outs
-    return layers
-
-
-def _layout(layers: list[list[_Node]], variables: Sequence[str], labels: Sequence[str]) -> Layout:
-    nodes, edges, biases = [], [], []
-    for li, layer in enumerate(layers):
-        nodes.append(
-            tuple(
-                Node(n.kind, len(n.subs) if n.kind == MULT else 1, n.scale, n.bias, n.label)
-                for n in layer
-            )
-        )
-        if li == 0:
-            continue
-        index = {id(n): i for i, n in enumerate(layers[li - 1])}
-        es, bias, j = [], [], 0
-        for n in layer:
-            for ts, d in n.subs:
-                # a subnode's constant rides on its first edge (trainable with it)
-                for k, t in enumerate(ts):
-                    es.append(
-                        Edge(index[id(t[0])], j, t[1], t[2], t[3], t[4], d if k == 0 else 0.0)
-                    )
-                bias.append(0.0 if ts else d)
-                j += 1
-        edges.append(tuple(sorted(es, key=lambda e: (e.i, e.j))))
-        biases.append(tuple(bias))
-    return Layout(tuple(variables), tuple(nodes), tuple(edges), tuple(biases), tuple(labels))
 
 
 def lower_ir(
@@ -492,10 +355,10 @@ def lower_ir(
         for node in walk(e):
             if node not in lw.val:
                 lw.visit(node)
-    outs = _output_nodes(lw, [lw.handle(e) for e in exprs])
+    outs = output_nodes(lw, [lw.handle(e) for e in exprs])
     if labels is None:
         labels = [_describe(e).strip("'") for e in exprs]
-    return _layout(_place(lw, outs), variables, labels)
+    return to_layout(place(lw, outs), variables, labels)
 
 
 __all__ = ["lower_ir", "normalise"]

@@ -58,7 +58,9 @@ _DECLARED: ContextVar[frozenset[str]] = ContextVar("kanpiler_declared", default=
 class _Refused(Exception):
     """Raised inside the transformer; ``parse`` turns it into a located syntax error."""
 
-    def __init__(self, reason: str, token: Token, hint: str | None = None, cls: type = FormulaSyntaxError):
+    def __init__(
+        self, reason: str, token: Token, hint: str | None = None, cls: type = FormulaSyntaxError
+    ):
         super().__init__(reason)
         self.reason, self.token, self.hint, self.cls = reason, token, hint, cls
 
@@ -84,7 +86,9 @@ class _ToIR(Transformer):
         except ValueError:  # more digits than Python converts
             value = math.inf
         if not math.isfinite(value):
-            raise _Refused(f"number {_short(tok)} is out of range", tok, "finite float64 values only")
+            raise _Refused(
+                f"number {_short(tok)} is out of range", tok, "finite float64 values only"
+            )
         return Expr(Op.CONST, (), value)
 
     def name(self, tok: Token) -> Expr:
@@ -123,13 +127,18 @@ def _function(tok: Token, n_args: int) -> str:
     text = str(tok)
     if text in _DECLARED.get() or text in library.CONSTANTS:
         kind = "a declared variable" if text in _DECLARED.get() else "a constant"
-        raise _Refused(f"'{text}' is {kind}, not a function", tok, f"write {text}*(...) to multiply")
+        raise _Refused(
+            f"'{text}' is {kind}, not a function", tok, f"write {text}*(...) to multiply"
+        )
     canon = library.canonical(text)
     if canon is None:
         close = difflib.get_close_matches(text, library.all_names(), n=1)
-        reason = f"unknown function '{text}'" + (f"; did you mean '{close[0]}'?" if close else "")
-        known = ", ".join(library.names())
-        raise _Refused(reason, tok, f"the function library holds: {known}", UnknownFunctionError)
+        if close:
+            reason, hint = f"unknown function '{text}'; did you mean '{close[0]}'?", None
+        else:
+            reason = f"unknown function '{text}'"
+            hint = f"the function library holds: {', '.join(library.names())}"
+        raise _Refused(reason, tok, hint, UnknownFunctionError)
     arity = library.FUNCTIONS[canon].arity
     if n_args != arity:
         plural = "argument" if arity == 1 else "arguments"
@@ -181,7 +190,9 @@ def parse(text: Any, variables: Iterable[str] | str | None = None) -> Expr:
         return _parse_object(text)
     declared = _declared(variables)
     if not text.strip():
-        raise FormulaSyntaxError("empty formula", text, 1, 1, "write an expression such as sin(x)*y")
+        raise FormulaSyntaxError(
+            "empty formula", text, 1, 1, "write an expression such as sin(x)*y"
+        )
     token = _DECLARED.set(declared)
     try:
         return _parser().parse(text)
@@ -271,11 +282,15 @@ def _syntax_error(err: UnexpectedInput, text: str) -> FormulaSyntaxError:
     if tok.type == "$END":
         line, column = _end_position(text.rstrip())
         if wants_operand:
-            return FormulaSyntaxError("missing operand at the end of the formula", text, line, column)
+            return FormulaSyntaxError(
+                "missing operand at the end of the formula", text, line, column
+            )
         start = _unclosed_paren(text, len(text))
         if start is not None:
             line, column = _position(text, start)
-            return FormulaSyntaxError("unbalanced parenthesis: '(' is never closed", text, line, column, "add ')'")
+            return FormulaSyntaxError(
+                "unbalanced parenthesis: '(' is never closed", text, line, column, "add ')'"
+            )
         return FormulaSyntaxError("unexpected end of the formula", text, line, column)
     where = (text, tok.line, tok.column)
     if tok.type == "RPAR" and "RPAR" not in expected and not wants_operand:
@@ -289,7 +304,9 @@ def _syntax_error(err: UnexpectedInput, text: str) -> FormulaSyntaxError:
             hint = f"call a function with parentheses: {prev}(...)"
         return FormulaSyntaxError("implicit multiplication is not supported", *where, hint)
     if tok.type == "COMMA":
-        return FormulaSyntaxError("unexpected ','", *where, "commas separate the arguments of a call")
+        return FormulaSyntaxError(
+            "unexpected ','", *where, "commas separate the arguments of a call"
+        )
     return FormulaSyntaxError(f"unexpected '{_short(str(tok))}'", *where)
 
 

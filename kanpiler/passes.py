@@ -22,7 +22,7 @@ from typing import Any
 
 from . import library
 from .errors import UnsupportedError, VerifyError
-from .ir import Expr, Number, Op, const, transform, walk
+from .ir import Expr, Number, Op, const, rebuild, transform, walk
 
 HALF = Fraction(1, 2)
 #: bound on the fixed-point iterations of ``canonicalize``
@@ -65,16 +65,12 @@ def _desugar_rule(node: Expr, args: tuple[Expr, ...]) -> Expr:
         return _node(Op.POW, args[0], const(-1))
     if node.op is Op.CALL and node.arg in _DESUGAR_CALLS:
         return _DESUGAR_CALLS[node.arg](*args)
-    return _same(node, args)
+    return rebuild(node, args)
 
 
 def desugar(expr: Expr) -> Expr:
     """Remove NEG, RECIP, ``min`` and ``max`` (exact rewrites into ADD, MUL, POW, abs)."""
     return transform(expr, _desugar_rule)
-
-
-def _same(node: Expr, args: tuple[Expr, ...]) -> Expr:
-    return node if args == node.args else Expr(node.op, args, node.arg)
 
 
 # ---- flatten --------------------------------------------------------------------------------
@@ -84,7 +80,7 @@ def _flatten_rule(node: Expr, args: tuple[Expr, ...]) -> Expr:
     if node.op in (Op.ADD, Op.MUL):  # (a + b) + c -> a + b + c ; (a*b)*c -> a*b*c
         flat = [g for a in args for g in (a.args if a.op is node.op else (a,))]
         return flat[0] if len(flat) == 1 else Expr(node.op, tuple(flat))
-    return _same(node, args)
+    return rebuild(node, args)
 
 
 def flatten(expr: Expr) -> Expr:
@@ -150,10 +146,16 @@ def _fold_power(node: Expr, base: Expr, exponent: Expr) -> Expr:
         value = _exact_pow(base.arg, exponent.arg)
         if value is not None:
             return const(value)
-    return _same(node, (base, exponent))
+    return rebuild(node, (base, exponent))
+
+
+# calls whose value at a constant is exact: abs(-2) -> 2, sign(-2) -> -1, square(3) -> 9
+_EXACT_CALLS = {"abs": abs, "sign": lambda v: (v > 0) - (v < 0), "square": lambda v: v * v}
 
 
 def _fold_rule(node: Expr, args: tuple[Expr, ...]) -> Expr:
+    if node.op is Op.CALL and node.arg in _EXACT_CALLS and args[0].op is Op.CONST:
+        return const(_EXACT_CALLS[node.arg](args[0].arg))
     if node.op is Op.ADD:
         return _fold_sum(args)
     if node.op is Op.MUL:
@@ -165,7 +167,7 @@ def _fold_rule(node: Expr, args: tuple[Expr, ...]) -> Expr:
     if node.op is Op.RECIP and args[0].op is Op.CONST and args[0].arg != 0:  # 1/(c) -> (1/c)
         a = args[0].arg
         return const(1 / a if isinstance(a, float) else Fraction(1) / a)
-    return _same(node, args)
+    return rebuild(node, args)
 
 
 def fold_constants(expr: Expr) -> Expr:
@@ -238,10 +240,10 @@ def _combine_rule(node: Expr, args: tuple[Expr, ...]) -> Expr:
     if node.op is Op.POW:
         base, exponent = args
         inner = base.args[1] if base.op is Op.POW else None
-        if inner is not None and inner.op is Op.CONST and exponent.op is Op.CONST:
-            if isinstance(exponent.arg, int):  # (x**a)**n -> x**(a*n) for an integer n
-                return _node(Op.POW, base.args[0], const(inner.arg * exponent.arg))
-    return _same(node, args)
+        n = exponent.arg if exponent.op is Op.CONST else None
+        if inner is not None and inner.op is Op.CONST and isinstance(n, int):
+            return _node(Op.POW, base.args[0], const(inner.arg * n))  # (x**a)**n -> x**(a*n)
+    return rebuild(node, args)
 
 
 def combine_like_terms(expr: Expr) -> Expr:
@@ -269,8 +271,6 @@ def canonicalize(expr: Expr) -> Expr:
             break
         expr = new
     return expr
-
-
 
 
 # ---- numeric folding (for the compiler) -----------------------------------------------------
@@ -321,7 +321,7 @@ def _numeric_rule(node: Expr, args: tuple[Expr, ...]) -> Expr:
     if node.op in (Op.ADD, Op.MUL):  # folding may leave a sum in a sum: splice it
         flat = tuple(g for a in args for g in (a.args if a.op is node.op else (a,)))
         return _fold_sum(flat) if node.op is Op.ADD else _fold_product(flat)
-    return _same(node, args)
+    return rebuild(node, args)
 
 
 def fold_numeric(expr: Expr) -> Expr:
@@ -357,7 +357,7 @@ def expand_variable_powers(expr: Expr) -> Expr:
 
     def rule(node: Expr, args: tuple[Expr, ...]) -> Expr:
         if node.op is not Op.POW or node.args[1] not in has_var:
-            return _same(node, args)
+            return rebuild(node, args)
         base, exponent = args
         factors = exponent.args if exponent.op is Op.MUL else (exponent,)
         if base.op is Op.NAMED and base.arg == "e":  # e**y -> exp(y)
@@ -388,7 +388,9 @@ def _broken(node: Expr) -> str | None:
     """The rule any IR node must keep that ``node`` breaks, if any."""
     if node.op is Op.CONST:
         value = node.arg
-        ok = isinstance(value, (int, Fraction)) or (isinstance(value, float) and math.isfinite(value))
+        ok = isinstance(value, (int, Fraction)) or (
+            isinstance(value, float) and math.isfinite(value)
+        )
         return None if ok and not isinstance(value, bool) else "constants are finite numbers"
     if node.op is Op.CALL:
         if library.canonical(node.arg) != node.arg:

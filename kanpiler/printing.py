@@ -30,6 +30,9 @@ from .ir import Expr, Op, const, named, transform, var, walk
 MAX_PRINT_CHARS = 10_000_000
 #: trees deeper than this are not handed to SymPy, whose algorithms recurse
 MAX_SYMPY_DEPTH = 600
+#: exact powers of numbers above this many bits stay unevaluated in SymPy (2**10**10 would
+#: otherwise take minutes and gigabytes)
+MAX_EXACT_BITS = 4096
 
 # binding strength of what a printed piece is, loosest first
 ADD, MUL, UNARY, POW, ATOM = range(5)
@@ -41,6 +44,7 @@ ADD, MUL, UNARY, POW, ATOM = range(5)
 def to_string(expr: Expr) -> str:
     """Print ``expr`` with minimal parentheses; ``parse(to_string(e)) == e`` for parsed trees.
 
+    >>> from kanpiler import parse
     >>> to_string(parse("-x**2 + 2^3^2 - y/z"))
     '-x**2 + 2**3**2 - y/z'
     """
@@ -187,7 +191,7 @@ def _expr_to_sympy(expr: Expr) -> Any:
     inner = {
         Op.ADD: lambda n, a: sympy.Add(*a),
         Op.MUL: lambda n, a: sympy.Mul(*a),
-        Op.POW: lambda n, a: sympy.Pow(*a),
+        Op.POW: lambda n, a: _sympy_pow(*a),
         Op.NEG: lambda n, a: -a[0],
         Op.RECIP: lambda n, a: sympy.Pow(a[0], -1),
         Op.CALL: lambda n, a: library.get(n.arg).to_sympy(*a),
@@ -202,6 +206,17 @@ def _expr_to_sympy(expr: Expr) -> Any:
             raise UnsupportedError(f"SymPy cannot build {args}: {err}") from None
 
     return transform(expr, rule)
+
+
+def _sympy_pow(base: Any, exponent: Any) -> Any:
+    """``base**exponent``, left unevaluated when SymPy would build a gigantic exact number."""
+    import sympy
+
+    if base.is_Rational and exponent.is_Integer and base not in (0, 1, -1):
+        bits = abs(int(exponent)) * max(int(base.p).bit_length(), int(base.q).bit_length())
+        if bits > MAX_EXACT_BITS:
+            return sympy.Pow(base, exponent, evaluate=False)
+    return sympy.Pow(base, exponent)
 
 
 def _sympy_number(value: Any) -> Any:

@@ -42,6 +42,7 @@ class Drawing:
 
     # id, label, kind (input/const/op/sum/mult/output), rank, arity
     nodes: list[tuple[str, str, str, int, int]] = field(default_factory=list)
+    tooltips: dict[str, str] = field(default_factory=dict)  # id -> what the node computes
     edges: list[tuple[str, str, str, str]] = field(default_factory=list)  # from, to, label, style
 
 
@@ -97,6 +98,8 @@ def _network(variables, node_layers, edges, outputs) -> Drawing:  # noqa: ANN001
                 "" if (node.scale, node.bias) == (1.0, 0.0) else affine_text(node.scale, node.bias)
             )
             drawing.nodes.append((nid, affine.replace("x", "v"), node.kind, li, node.arity))
+            if node.label:
+                drawing.tooltips[nid] = node.label
             if node.kind == MULT:
                 layer_ports += [f"{nid}:f{s}:w" for s in range(node.arity)]
             else:
@@ -202,10 +205,11 @@ def to_dot(drawing: Drawing, name: str = "kanpiler", ranked: bool = True) -> Any
     columns: dict[int, list[str]] = {}
     for nid, label, kind, rank, arity in drawing.nodes:
         columns.setdefault(rank, []).append(nid)
+        tip = {"tooltip": drawing.tooltips[nid]} if nid in drawing.tooltips else {}
         if kind == MULT:
-            dot.node(nid, _mult_label(arity, label), shape="plaintext")
+            dot.node(nid, _mult_label(arity, label), shape="plaintext", **tip)
         elif kind == SUM:
-            dot.node(nid, "+" + (f"\n{label}" if label else ""), **_STYLE[SUM])
+            dot.node(nid, "+" + (f"\\n{label}" if label else ""), **_STYLE[SUM], **tip)
         elif kind == "op":
             dot.node(nid, label, shape="ellipse", style="filled", fillcolor="#fff4d6")
         elif kind == "const":
@@ -227,6 +231,9 @@ def to_dot(drawing: Drawing, name: str = "kanpiler", ranked: bool = True) -> Any
                 sub.attr(rank="same")
                 for nid in ids:
                     sub.node(nid)
+                for first, then in zip(ids, ids[1:]):  # keep the order: inputs, outputs
+                    if rank == 0 or rank == max(columns):
+                        sub.edge(first, then, style="invis")
     return dot
 
 
@@ -237,8 +244,8 @@ def render(obj: Any, path: str | Path | None = None) -> Any:
     ``.svg``/``.png``/``.pdf`` rendered by Graphviz's ``dot``).
 
     >>> import kanpiler
-    >>> print(kanpiler.render("x*y + 1").source.count("->"))
-    3
+    >>> print(kanpiler.render("x*y + 1").source.count("->"))  # x, y -> ×; ×, 1 -> +
+    4
     """
     dot = _dispatch(obj)
     if path is not None:

@@ -314,3 +314,58 @@ def test_errors_are_kanpiler_errors():
         kanpiler.compile("sin(")
     with pytest.raises(KanpilerError):
         kanpiler.compile([])
+
+
+# ---- build checks ----------------------------------------------------------------------------
+
+
+def test_check_build_catches_a_module_that_differs_from_its_layout():
+    from kanpiler.compiler import build, check_build, self_check
+
+    lay = kanpiler.lower("sin(x)*exp(y) + 2")
+    model = build(lay, F64)
+    check_build(model, lay)
+    self_check(model, lay)
+    with torch.no_grad():
+        model.symbolic[0].affine[0, 0, 0] += 1e-3
+    with pytest.raises(kanpiler.VerifyError, match="build"):
+        check_build(model, lay)
+    with pytest.raises(KanpilerError, match="disagrees"):
+        self_check(model, lay)
+    model = build(lay, F64)
+    model.unfix_symbolic(0, 0, 0)
+    with pytest.raises(kanpiler.VerifyError):
+        check_build(model, lay)
+
+
+def test_variables_as_a_string():
+    model = kanpiler.compile("x*y", "y, x", dtype=F64)
+    assert model.variables == ["y", "x"]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_model_on_cuda(dtype):
+    formula = ["sin(x)*exp(y) + x**2", "x**y + sqrt(x*y)"]
+    cpu = kanpiler.compile(formula, dtype=dtype)
+    gpu = kanpiler.compile(formula, dtype=dtype, device="cuda")
+    assert all(p.device.type == "cuda" for p in gpu.parameters())
+    x = torch.rand(64, 2, dtype=dtype) + 0.1
+    with torch.no_grad():
+        torch.testing.assert_close(gpu(x.cuda()).cpu(), cpu(x))
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"dtype": torch.int32}, "floating torch dtype"),
+        ({"device": "nope"}, "not a torch device"),
+        ({"variables": 5}, "variables must be"),
+        ({"variables": ["x", "x"]}, "distinct"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, words):
+    with pytest.raises(CompileError, match=words):
+        kanpiler.compile("x", **kwargs)
+    assert kanpiler.compile("x", dtype="float64").dtype == F64

@@ -108,3 +108,13 @@ def test_evaluate_is_a_float64_reference():
 
     got = model(torch.tensor(X, dtype=torch.float32)).detach().double().numpy()[:, 0]
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_docstring_examples_run():
+    import doctest
+    import importlib
+
+    for name in ("layout", "lower", "compiler", "render"):
+        module = importlib.import_module(f"kanpiler.{name}")
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted > 0 and result.failed == 0, name

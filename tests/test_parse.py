@@ -2,6 +2,7 @@
 
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 import sympy
@@ -64,7 +65,9 @@ def test_integers_stay_exact():
     assert isinstance(parse("1e3").arg, float)
 
 
-@pytest.mark.parametrize("name", ["x", "x1", "theta_1", "E_n", "m0", "lambd", "Theta", "θ", "_a", "λ2"])
+@pytest.mark.parametrize(
+    "name", ["x", "x1", "theta_1", "E_n", "m0", "lambd", "Theta", "θ", "_a", "λ2"]
+)
 def test_identifiers(name):
     assert parse(name) is var(name)
     assert is_name(name)
@@ -112,7 +115,7 @@ def test_accepts_expr_sympy_and_numbers():
 def test_grammar_file_is_the_source_tree_one():
     # editable install: the grammar comes from <repo>/grammar/formula.lark
     assert grammar_path().endswith("formula.lark")
-    assert "?sum" in open(grammar_path(), encoding="utf-8").read()
+    assert "?sum" in Path(grammar_path()).read_text(encoding="utf-8")
 
 
 # ---- errors -------------------------------------------------------------------------------
@@ -160,14 +163,17 @@ def test_error_messages(text, reason, column):
 def test_unknown_function_suggests():
     err = _error("2*sinn(x)", UnknownFunctionError)
     assert err.reason == "unknown function 'sinn'; did you mean 'sin'?"
-    assert err.column == 3 and "sin, cos" in err.hint
-    assert _error("frobnicate(x)", UnknownFunctionError).reason == "unknown function 'frobnicate'"
+    assert err.column == 3 and err.hint is None
+    err = _error("frobnicate(x)", UnknownFunctionError)
+    assert err.reason == "unknown function 'frobnicate'" and "sin, cos" in err.hint
 
 
 def test_hints():
     assert _error("2x").hint == "write '2*x'"
     assert _error("sin x").hint == "call a function with parentheses: sin(...)"
-    assert _error("f(x)", variables=["f", "x"]).reason == "'f' is a declared variable, not a function"
+    assert (
+        _error("f(x)", variables=["f", "x"]).reason == "'f' is a declared variable, not a function"
+    )
     assert "ASCII minus" in _error("x − y").hint
     assert "without '='" in _error("y = x").hint
 
@@ -260,7 +266,7 @@ def test_random_text_parses_or_raises_syntax_error(text):
     try:
         result = parse(text)
     except FormulaSyntaxError as err:
-        assert 1 <= err.line and 1 <= err.column
+        assert err.line >= 1 and err.column >= 1
         str(err)
     else:
         assert isinstance(result, Expr)

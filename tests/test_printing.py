@@ -1,6 +1,7 @@
 """Printers: text round trips, SymPy both ways, LaTeX; checked against SymPy and numpy."""
 
 import math
+import time
 from fractions import Fraction
 
 import numpy as np
@@ -9,8 +10,16 @@ import sympy
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from kanpiler import KanpilerError, UnsupportedError, from_sympy, parse, to_latex, to_string, to_sympy
-from kanpiler import library
+from kanpiler import (
+    KanpilerError,
+    UnsupportedError,
+    from_sympy,
+    library,
+    parse,
+    to_latex,
+    to_string,
+    to_sympy,
+)
 from kanpiler.ir import Expr, Op, add, call, const, mul, named, neg, pow_, recip, var, walk
 from kanpiler.printing import MAX_SYMPY_DEPTH
 
@@ -34,9 +43,7 @@ def leaves(small=False):
         )
     )
     names = st.sampled_from(NAMES[:3] if small else NAMES)
-    return st.one_of(
-        numbers.map(const), names.map(var), st.sampled_from(["pi", "e"]).map(named)
-    )
+    return st.one_of(numbers.map(const), names.map(var), st.sampled_from(["pi", "e"]).map(named))
 
 
 def _not_recip(children):
@@ -51,7 +58,7 @@ def raw_trees(small=False, functions=None):
     """Trees the parser can produce: no negative constants; RECIP only after a product's first."""
     unary = functions or UNARY
     # small trees keep exponents simple, so that SymPy never meets a tower like 4**4**4
-    exponents = st.one_of(leaves(True), leaves(True).map(neg)) if small else None
+    exponents = st.one_of(leaves(True), leaves(True).map(neg))
 
     def extend(children):
         plain = _not_recip(children)
@@ -59,7 +66,7 @@ def raw_trees(small=False, functions=None):
         return st.one_of(
             st.lists(plain, min_size=2, max_size=4).map(lambda a: Expr(Op.ADD, tuple(a))),
             st.builds(_product, plain, st.lists(st.one_of(plain, divisor), min_size=1, max_size=3)),
-            st.builds(pow_, plain, exponents or plain),
+            st.builds(pow_, plain, exponents if small else plain),
             plain.map(neg),
             st.builds(lambda f, a: call(f, a), st.sampled_from(unary), plain),
             st.builds(lambda f, a, b: call(f, a, b), st.sampled_from(BINARY), plain, plain),
@@ -105,7 +112,7 @@ def test_to_string_is_minimal_and_stable(text):
     assert str(expr) == text and repr(expr) == f"Expr({text!r})"
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw_trees())
 def test_parse_print_round_trip(expr):
     assert parse(to_string(expr)) is expr
@@ -177,6 +184,14 @@ def test_to_sympy_refuses_unknown_objects_and_deep_trees():
         to_sympy(deep)
 
 
+def test_huge_exact_powers_stay_unevaluated():
+    start = time.perf_counter()
+    value = to_sympy("2**10**10 + x")
+    assert time.perf_counter() - start < 5
+    assert value.has(sympy.Pow(2, 10**10, evaluate=False))
+    assert to_sympy("2**10") == 1024
+
+
 def test_deepest_parsed_formula_goes_through_sympy():
     text = "sin(" * 199 + "x" + ")" * 199
     value = to_sympy(text)
@@ -191,7 +206,7 @@ _NUMPY = {
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos,
     "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "asinh": np.arcsinh,
     "acosh": np.arccosh, "atanh": np.arctanh, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
-    "abs": np.abs, "sign": np.sign, "log10": np.log10, "log2": np.log2, "cbrt": np.cbrt,
+    "abs": np.abs, "sign": np.sign, "log10": np.log10, "log2": np.log2, "cbrt": lambda v: np.power(v, 1 / 3),
     "square": np.square, "cot": lambda v: 1 / np.tan(v), "sec": lambda v: 1 / np.cos(v),
     "csc": lambda v: 1 / np.sin(v), "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
     "gaussian": lambda v: np.exp(-v * v), "min": np.minimum, "max": np.maximum,
@@ -199,8 +214,11 @@ _NUMPY = {
 }  # fmt: skip
 
 
-def evaluate(expr, env):
-    """The value of ``expr`` at the points ``env`` (name -> array), float64 numpy."""
+def evaluate(expr, env, every_node=False):
+    """The value of ``expr`` at the points ``env`` (name -> array), float64 numpy.
+
+    With ``every_node``, the values of all its subexpressions (a dict node -> array).
+    """
     done = {}
     with np.errstate(all="ignore"):
         for n in walk(expr):
@@ -224,7 +242,7 @@ def evaluate(expr, env):
             else:
                 v = _NUMPY[n.arg](*a)
             done[n] = v
-    return done[expr]
+    return done if every_node else done[expr]
 
 
 POINTS = np.random.default_rng(0).uniform(0.2, 1.8, size=(3, 16))
@@ -292,7 +310,7 @@ def test_from_sympy_shapes():
     assert to_string(from_sympy(X - Y)) == "x - y"
     assert to_string(from_sympy(X / Y)) == "x*y**-1"
     assert from_sympy(sympy.Abs(2**X)) is pow_(2, x)  # SymPy's 2**re(x): variables are real
-    assert from_sympy(sympy.im(X) + X) is x
+    assert from_sympy(sympy.im(X)) is const(0)
     assert from_sympy(sympy.GoldenRatio).arg == pytest.approx((1 + 5**0.5) / 2)
 
 

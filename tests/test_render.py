@@ -67,9 +67,10 @@ def test_uncompiled_model_from_masks():
 
 def test_networkx_graphs_go_to_the_converter():
     nx = pytest.importorskip("networkx")
-    g = nx.DiGraph(kind="unknown")
+    dot = render(kanpiler.to_graph(kanpiler.compile("sin(x)*exp(y)")))
+    assert "sin" in dot.source and "exp" in dot.source
     with pytest.raises(RenderError, match="to_graph"):
-        render(g)
+        render(nx.DiGraph(kind="unknown"))
 
 
 def test_unknown_objects_are_refused():

@@ -22,6 +22,8 @@ EVEN = {"cos", "cosh", "gaussian", "abs"}
 
 
 def _power(p: float, a: float, b: float, c: float, d: float) -> tuple[float, ...]:
+    if p == 1.0:  # c*(a*x+b)+d = (c*a)*x + (c*b + d)
+        return (1.0, 0.0, c * a, c * b + d) if a != 0.0 else (0.0, 0.0, 0.0, c * b + d)
     if a == 0.0:
         return (a, b, c, d)
     if float(p).is_integer() or a > 0:

@@ -70,8 +70,8 @@ def snap_candidates(
 ) -> list[sympy.Expr]:
     """Every closed form within ``rtol`` of ``value``, simplest first (see :func:`snap_number`).
 
-    >>> snap_candidates(3.1416, rtol=1e-3)
-    [22/7, pi]
+    >>> snap_candidates(3.1416, rtol=1e-4)
+    [pi, 63*sqrt(2)/(16*sqrt(pi)), 3217/1024]
     """
     if not math.isfinite(value):
         return []
@@ -83,19 +83,24 @@ def snap_candidates(
     fr = _rational_near(value, rtol, max_den, max_num)
     if fr is not None and fr.denominator > 1:
         out.append(sympy.Rational(fr.numerator, fr.denominator))
-    if fr is None and decimals and abs(value) < 10**3:
-        n = round(value * 10**decimals)
-        if n and abs(n / 10**decimals - value) <= rtol * abs(value):
-            out.append(sympy.Rational(n, 10**decimals))
-    forms = () if rational_only else _closed_forms()[1:]
-    for base, bval in forms:
+    # decimals (4.52 = 113/25) and binary fractions (0.0625 = 1/16): trusted before the
+    # closed forms only when the tolerance window is far below their spacing 1/den (else a
+    # random float would match them often)
+    sharp, blunt = [], []
+    dens = ([10**decimals] if decimals else []) + [2**k for k in range(4, 11)]
+    for den in dens if abs(value) < 10**3 else []:
+        n = round(value * den)
+        if n and abs(n / den - value) <= rtol * abs(value):
+            (sharp if 2 * rtol * abs(value) * den <= 0.05 else blunt).append(sympy.Rational(n, den))
+    out += sharp
+    for base, bval in () if rational_only else _closed_forms()[1:]:
         fr = _rational_near(value / bval, rtol, max_den, max_num)
         if fr is not None:
             out.append(sympy.Rational(fr.numerator, fr.denominator) * base)
         fr = _rational_near(value * bval, rtol, max_den, max_num)
         if fr is not None:
             out.append(sympy.Rational(fr.numerator, fr.denominator) / base)
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(out + blunt))
 
 
 def snap_number(

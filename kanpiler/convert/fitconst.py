@@ -51,19 +51,22 @@ def _tune(
     if not keys or steps <= 0:
         return values
     theta = torch.tensor([values[d] for d in keys], dtype=y.dtype, requires_grad=True)
-    opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-12, tolerance_change=1e-15)  # fmt: skip
 
     def loss_of(t: torch.Tensor) -> torch.Tensor:
         return ((evaluate(expr, env, {d: t[k] for k, d in enumerate(keys)}) - y) ** 2).mean()
 
+    start = float(loss_of(theta.detach()))
+    scale = 1.0 / start if 0.0 < start < math.inf else 1.0  # LBFGS tolerances are absolute
+
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = loss_of(theta)
+        loss = loss_of(theta) * scale
         if loss.requires_grad:
             loss.backward()
         return loss
 
-    start = float(loss_of(theta.detach()))
     try:
         opt.step(closure)
     except RuntimeError:  # a non-finite value stopped the line search

@@ -131,6 +131,7 @@ def model_to_sympy(
     snap: bool = True,
     timeout: float = 5.0,
     rtol: float | None = None,
+    atol: float = 0.0,
 ) -> list[sympy.Expr]:
     """One SymPy expression per output of ``model`` (a list, also for one output).
 
@@ -140,7 +141,8 @@ def model_to_sympy(
     simplification; by default ``1e-9`` for float64 models and ``1e-6`` otherwise: a closer
     snap changes nothing the model's own precision could tell apart); with ``simplify``, each
     output is simplified for at most ``timeout`` seconds. ``model`` may also be a graph from
-    :func:`to_graph` (then the float32 tolerance applies unless ``rtol`` is given).
+    :func:`to_graph` (then the float32 tolerance applies unless ``rtol`` is given). Floats
+    with ``|v| <= atol`` become 0 (off by default: a compiled model's constants are exact).
 
     ``kanpiler.to_sympy(model)`` returns this list's only element for a one-output model.
     """
@@ -150,10 +152,10 @@ def model_to_sympy(
     out = []
     for expr in graph_to_sympy(graph):
         if snap:
-            expr = snap_constants(expr, rtol)
+            expr = snap_constants(expr, rtol, atol=atol)
         if simplify:
             expr = bounded_simplify(expr, timeout)
             if snap:
-                expr = snap_constants(expr, rtol)
+                expr = snap_constants(expr, rtol, atol=atol)
         out.append(expr)
     return out

@@ -43,16 +43,21 @@ def multiplicative(d: Derivatives, i: int, j: int) -> float:
     return _ratio(lij, lij + (L(i, i) * L(j, j)).abs().sqrt())
 
 
-def multiplicative3(d: Derivatives, i: int, j: int) -> float:
-    """Product test that ignores an added constant: ``f_ij / f_i`` does not depend on x_i.
+def multiplicative_offset(d: Derivatives, i: int, j: int) -> float:
+    """``f = u(x_i) v(x_j) + beta`` for an unknown constant ``beta`` (second order only).
 
-    For ``f = u(x_i) v(x_j) + c``: ``f_i f_iij = f_ij f_ii`` (and the same with i, j swapped).
+    For ``d`` taken where every other variable is held fixed (so an added function of them
+    is a constant): ``(f - beta) f_ij = f_i f_j``; ``beta`` is the least-squares value.
     """
-    g, H, T = d.grad, d.hess, d.third
-    a1, a2 = g[:, i] * T[:, i, i, j], H[:, i, j] * H[:, i, i]
-    b1, b2 = g[:, j] * T[:, i, j, j], H[:, i, j] * H[:, j, j]
-    num = (a1 - a2).abs() + (b1 - b2).abs()
-    return _ratio(num, a1.abs() + a2.abs() + b1.abs() + b2.abs())
+    f, g, H = d.value, d.grad, d.hess
+    hij = H[:, i, j]
+    beta = float((hij * (f * hij - g[:, i] * g[:, j])).sum() / (hij * hij).sum().clamp_min(1e-300))
+
+    def L(a: int, b: int) -> torch.Tensor:
+        return (f - beta) * H[:, a, b] - g[:, a] * g[:, b]
+
+    lij = L(i, j).abs()
+    return _ratio(lij, lij + (L(i, i) * L(j, j)).abs().sqrt())
 
 
 def through_group(d: Derivatives, group: list[int], others: list[int]) -> float:

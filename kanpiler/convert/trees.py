@@ -9,8 +9,9 @@ Stage: convert.
 Tests, applied top-down to a set of variables V (see :mod:`.separability`):
 
 1. additive split of V (mixed second derivatives vanish between groups) -> ``Add``;
-2. multiplicative split (the same on ``log|f|``; below an ``Add`` a third-order test that
-   ignores the added constant) -> ``Mul``;
+2. multiplicative split (the same on ``log|f|``; below an ``Add``, with the other variables
+   held at their medians, the same test on ``log|f - beta|`` for a fitted constant beta)
+   -> ``Mul``;
 3. a proper subgroup A of V through which ``f`` depends on A only via one function ``G(A)``
    (gradients with respect to A stay parallel as the other variables move) -> ``F(G(A), ...)``;
 4. ``f = F(u(x) + v(y) + ...)`` (``log|f_x / f_y|`` is additive) -> ``F(+)``;
@@ -56,15 +57,27 @@ class _Builder:
 
     def __init__(self, d: Derivatives, names: list[str], threshold: float, max_group: int):
         self.d, self.names, self.thr, self.max_group = d, names, threshold, max_group
+        self.held: dict[tuple[int, ...], Derivatives] = {}
         self.graph = nx.DiGraph(kind="tree")
         self.scores: list[dict[str, Any]] = []
         self.memo: dict[tuple[str, str], float] = {}
 
-    def score(self, test: str, fn: Callable[..., float], *args: Any) -> float:
+    def holding(self, vs: list[int]) -> Derivatives:
+        """Derivatives at the samples with every variable outside ``vs`` held at its median."""
+        key = tuple(vs)
+        if key not in self.held:
+            X = self.d.X.clone()
+            rest = [k for k in range(X.shape[1]) if k not in vs]
+            if rest:
+                X[:, rest] = X[:, rest].median(dim=0).values
+            self.held[key] = Derivatives(self.d.f, X, method=self.d.method)
+        return self.held[key]
+
+    def score(self, test: str, fn: Callable[..., float], *args: Any, d: Any = None) -> float:
         named = [[self.names[k] for k in a] if isinstance(a, list) else self.names[a] for a in args]
         key = (test, repr(named))
         if key not in self.memo:
-            s = fn(self.d, *args)
+            s = fn(d or self.d, *args)
             self.memo[key] = s
             self.scores.append({"test": test, "on": named, "score": s, "passed": s < self.thr})
         return self.memo[key]
@@ -90,8 +103,13 @@ class _Builder:
             parts = _components(vs, lambda i, j: self.score("add", sep.additive, i, j) >= self.thr)
             if len(parts) > 1:
                 return self.split("add", vs, parts, "hess")
-            test = sep.multiplicative if view == "log" else sep.multiplicative3
-            parts = _components(vs, lambda i, j: self.score("mul", test, i, j) >= self.thr)
+            if view == "log":
+                parts = _components(vs, lambda i, j: self.score("mul", sep.multiplicative, i, j) >= self.thr)
+            else:  # below an Add: f = a*g(vs) + b once the other variables are held fixed
+                held = self.holding(vs)
+                parts = _components(
+                    vs, lambda i, j: self.score("mul", sep.multiplicative_offset, i, j, d=held) >= self.thr
+                )
             if len(parts) > 1:
                 return self.split("mul", vs, parts, view)
         group = self.find_group(vs)
@@ -179,7 +197,7 @@ def tree(
         samples=Xt.shape[0],
         method=builder.d.method,
     )
-    g.graph["skeleton"] = skeleton(g)
+    g.graph["skeleton"] = g.graph["formula"] = skeleton(g)
     return g
 
 

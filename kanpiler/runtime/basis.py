@@ -129,16 +129,25 @@ class BSplineBasis(Basis):
             return self._local_uniform(x, derivative)
         return self._local_general(x, derivative)
 
+    def spacing(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """On a uniform grid: first knot and ``1 / spacing`` per input (contiguous, cached)."""
+        key = (self.grid._version, self.grid.data_ptr(), self.grid.dtype, self.grid.device)
+        if getattr(self, "_spacing_key", None) != key:
+            g0 = self.grid[:, 0].contiguous()
+            self._spacing = (g0, 1.0 / (self.grid[:, 1] - g0))
+            self._spacing_key = key
+        return self._spacing
+
     def position(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """On a uniform grid: interval index ``m`` (float), position ``u`` in it, spacing ``h``."""
-        g0 = self.grid[:, 0]
-        h = self.grid[:, 1] - g0
-        t = (x - g0) / h
+        """On a uniform grid: interval index ``m`` (float), position ``u`` in it, 1/spacing."""
+        g0, inv_h = self.spacing()
+        t = (x - g0) * inv_h
         m = torch.floor(t)
-        return m, t - m, h
+        return m, t - m, inv_h
 
     def _local_uniform(self, x: torch.Tensor, derivative: bool):
-        m, u, h = self.position(x)
+        m, u, inv_h = self.position(x)
+        h = 1.0 / inv_h
         n_knots = self.grid.shape[1]
         lo, hi = torch.aminmax(m) if m.numel() else (m.new_zeros(()), m.new_zeros(()))
         inside = None
@@ -165,30 +174,84 @@ class BSplineBasis(Basis):
                 dvals = torch.where(keep, dvals, torch.zeros_like(dvals))
         return m.long() - self.k, vals, dvals
 
+    def _table(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per input and knot interval, the power coefficients of the ``k+1`` non-zero
+        B-splines in ``u = (x - t_m) / (t_{m+1} - t_m)``: ``(in*(K-1), k+1 powers, k+1)``,
+        and ``1 / (t_{m+1} - t_m)`` as ``(in*(K-1),)`` (0 on empty intervals). Cached."""
+        key = (self.grid._version, self.grid.data_ptr(), self.grid.dtype, self.grid.device)
+        if getattr(self, "_table_key", None) == key:
+            return self._table_value
+        n_in, n_knots = self.grid.shape
+        size = self.k + 1
+        knots = self.grid.double()
+        left, h = knots[:, :-1], knots.diff(dim=1)  # (in, K-1)
+        us = (torch.arange(size, dtype=torch.float64, device=knots.device) + 0.5) / size
+        xs = left.unsqueeze(-1) + h.unsqueeze(-1) * us  # (in, K-1, S)
+        _, vals, _ = _local_recursive(knots, self.k, xs.reshape(n_in, -1).t(), False)
+        vals = vals.reshape(n_knots - 1, size, n_in, size).permute(2, 0, 1, 3)  # (in, K-1, S, R)
+        vander = us.unsqueeze(-1) ** torch.arange(size, dtype=torch.float64, device=us.device)
+        coef = torch.linalg.solve(vander, vals)  # (in, K-1, P, R)
+        coef = torch.where((h > 0)[..., None, None], coef, torch.zeros_like(coef))
+        inv_h = torch.where(h > 0, 1.0 / torch.where(h > 0, h, torch.ones_like(h)), 0.0)
+        dtype = self.grid.dtype
+        value = (coef.reshape(-1, size, size).to(dtype), inv_h.reshape(-1).to(dtype))
+        self._table_value, self._table_key = value, key
+        return value
+
     def _local_general(self, x: torch.Tensor, derivative: bool):
-        knots = self.grid  # (in, K)
-        n_knots = knots.shape[1]
-        m = torch.searchsorted(knots, x.t().contiguous(), right=True).t() - 1  # (N, in)
-        inside = (m >= 0) & (m < n_knots - 1) & ~torch.isnan(x)
-        m = torch.where(inside, m, torch.zeros_like(m))
-        # knot t[m + s] for s in -k..k+1, gathered per point (clamped at the ends)
-        offs = torch.arange(-self.k, self.k + 2, device=x.device)
-        idx = (m.unsqueeze(-1) + offs).clamp(0, n_knots - 1)  # (N, in, 2k+2)
-        kn = torch.gather(knots.expand(x.shape[0], -1, -1), 2, idx)
-        vals = [inside.to(x.dtype)]
+        coef, inv_h = self._table()
+        n_in, n_knots = self.grid.shape
+        m = torch.searchsorted(self.grid, x.t().contiguous(), right=True).t() - 1  # (N, in)
+        inside = (m >= 0) & (m < n_knots - 1)
+        if not bool(inside.all()):
+            m = torch.where(inside, m, torch.zeros_like(m))
+        else:
+            inside = None
+        row = m + torch.arange(n_in, device=x.device) * (n_knots - 1)
+        scale = inv_h[row]
+        u = ((x - self.grid[:, :-1].reshape(-1)[row]) * scale).unsqueeze(-1)
+        c = coef[row]  # (N, in, P, R)
+        vals = c[..., -1, :]
+        for p in range(self.k - 1, -1, -1):
+            vals = vals * u + c[..., p, :]
         dvals = None
-        for p in range(1, self.k + 1):
-            inv = _recips(kn, p, self.k)
-            if derivative and p == self.k:
-                dvals = _general_derivative(vals, inv, p)
-            vals = _general_step(vals, x, kn, inv, p, self.k)
-        if derivative and self.k == 0:
-            dvals = [torch.zeros_like(x)]
-        return (
-            m - self.k,
-            torch.stack(vals, dim=-1),
-            torch.stack(dvals, dim=-1) if dvals is not None else None,
-        )
+        if derivative:
+            dvals = torch.zeros_like(vals)
+            for p in range(self.k, 0, -1):
+                dvals = dvals * u + p * c[..., p, :]
+            dvals = dvals * scale.unsqueeze(-1)
+        if inside is not None:
+            keep = inside.unsqueeze(-1)
+            vals = torch.where(keep, vals, torch.zeros_like(vals))
+            if dvals is not None:
+                dvals = torch.where(keep, dvals, torch.zeros_like(dvals))
+        return m - self.k, vals, dvals
+
+
+def _local_recursive(knots: torch.Tensor, k: int, x: torch.Tensor, derivative: bool):
+    """Local Cox-de Boor recursion on the ``k+1`` knots around each point (any grid)."""
+    n_knots = knots.shape[1]
+    m = torch.searchsorted(knots, x.t().contiguous(), right=True).t() - 1  # (N, in)
+    inside = (m >= 0) & (m < n_knots - 1) & ~torch.isnan(x)
+    m = torch.where(inside, m, torch.zeros_like(m))
+    # knot t[m + s] for s in -k..k+1, gathered per point (clamped at the ends)
+    offs = torch.arange(-k, k + 2, device=x.device)
+    idx = (m.unsqueeze(-1) + offs).clamp(0, n_knots - 1)  # (N, in, 2k+2)
+    kn = torch.gather(knots.expand(x.shape[0], -1, -1), 2, idx)
+    vals = [inside.to(x.dtype)]
+    dvals = None
+    for p in range(1, k + 1):
+        inv = _recips(kn, p, k)
+        if derivative and p == k:
+            dvals = _general_derivative(vals, inv, p)
+        vals = _general_step(vals, x, kn, inv, p, k)
+    if derivative and k == 0:
+        dvals = [torch.zeros_like(x)]
+    return (
+        m - k,
+        torch.stack(vals, dim=-1),
+        torch.stack(dvals, dim=-1) if dvals is not None else None,
+    )
 
 
 def is_uniform(knots: torch.Tensor) -> bool:
@@ -204,15 +267,36 @@ def _refresh_uniform(module: BSplineBasis, incompatible: object) -> None:
     module.uniform = is_uniform(module.grid)
 
 
-def cubic_values(u: torch.Tensor) -> torch.Tensor:
-    """``(..., 4)``: the four non-zero uniform cubic B-splines at position ``u`` in [0, 1)."""
+def cubic_columns(u: torch.Tensor) -> list[torch.Tensor]:
+    """The four non-zero uniform cubic B-splines at position ``u`` in [0, 1) (closed form)."""
     v = 1 - u
     u2 = u * u
     u3 = u2 * u
     b0 = v * v * v * (1 / 6)
     b3 = u3 * (1 / 6)
     b1 = u3 * 0.5 - u2 + 2 / 3
-    return torch.stack([b0, b1, 1 - b0 - b1 - b3, b3], dim=-1)
+    return [b0, b1, 1 - b0 - b1 - b3, b3]
+
+
+def cubic_values(u: torch.Tensor) -> torch.Tensor:
+    """``(..., 4)``: :func:`cubic_columns` stacked on a last dimension."""
+    return torch.stack(cubic_columns(u), dim=0).movedim(0, -1)
+
+
+def cardinal_columns(u: torch.Tensor, k: int, derivative: bool = False) -> list[torch.Tensor]:
+    """The ``k+1`` non-zero uniform B-splines of order ``k`` at ``u`` (or d/du of them)."""
+    if k == 3:
+        return cubic_terms(u) if derivative else cubic_columns(u)
+    mat = _cardinal_float64(k)
+    cols = range(k + 1, 2 * k + 2) if derivative else range(k + 1)
+    out = []
+    for c in cols:
+        coefs = mat[:, c].tolist()
+        acc = torch.full_like(u, coefs[-1])
+        for a in reversed(coefs[:-1]):
+            acc = acc * u + a
+        out.append(acc)
+    return out
 
 
 def cubic_terms(u: torch.Tensor) -> list[torch.Tensor]:
@@ -225,7 +309,7 @@ def cubic_terms(u: torch.Tensor) -> list[torch.Tensor]:
 
 
 def cubic_derivatives(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    return torch.stack(cubic_terms(u), dim=-1) / h.unsqueeze(-1)
+    return torch.stack(cubic_terms(u), dim=0).movedim(0, -1) / h.unsqueeze(-1)
 
 
 @lru_cache(maxsize=64)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import ShapeError
-from .basis import Basis, BSplineBasis, clip_local, cubic_terms, cubic_values
+from .basis import Basis, BSplineBasis, cardinal_columns, clip_local
 
 BASE_FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "silu": torch.nn.functional.silu,
@@ -36,38 +36,43 @@ def _silu_grad(x: torch.Tensor) -> torch.Tensor:
 class _FusedSpline(torch.autograd.Function):
     """``[silu(x) | B(x)] @ W`` with the sparse B-spline basis and a hand-written backward.
 
-    Double backward (``create_graph=True``) recomputes through the plain autograd path, so
-    higher derivatives stay exact.
+    Fast path (uniform grid, every point inside the grid proper): the ``k+1`` non-zero basis
+    values of each input are written by ``k+1`` shifted scatters of one flat index, and read
+    back in backward by ``k+1`` shifted gathers; ``d/dx`` comes from the derivative
+    polynomials. Otherwise the general local basis (clipped at the ends) is used. Double
+    backward (``create_graph=True``) recomputes through the plain autograd path, so higher
+    derivatives stay exact.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, basis: BSplineBasis) -> torch.Tensor:
         n, n_in = x.shape
-        nb = basis.n_basis
+        width = basis.n_basis + 1
         ctx.basis, ctx.fast = basis, False
-        if basis.uniform and basis.k == 3:
-            m, u, h = basis.position(x)
+        if basis.uniform:
+            m, u, inv_h = basis.position(x)
             lo, hi = torch.aminmax(m) if m.numel() else (0, 0)
-            ctx.fast = bool(lo >= basis.k and hi <= nb - 1)
-        if ctx.fast:  # every point inside the grid proper: no clipping, derivative later
-            vals = cubic_values(u)
-            idx = m.long().unsqueeze(-1) + torch.arange(1 - basis.k, 2, device=x.device)
-            extra = (u, h)
+            ctx.fast = bool(lo >= basis.k and hi <= basis.n_basis - 1)
+        feats = torch.zeros(n, n_in * width, dtype=x.dtype, device=x.device)
+        feats[:, ::width] = torch.nn.functional.silu(x)
+        if ctx.fast:
+            # column of basis m - k + r (r = 0..k) of input i: i * width + 1 + m - k + r
+            offset = torch.arange(n_in, device=x.device) * width + (1 - basis.k)
+            flat_idx = m.long() + offset
+            for r, col in enumerate(cardinal_columns(u, basis.k)):
+                feats[:, r:].scatter_(1, flat_idx, col)
+            ctx.save_for_backward(x, weight, feats, flat_idx, u, inv_h)
         else:
             start, vals, dvals = basis.local(x, derivative=True)
-            idx, vals = clip_local(start, vals, nb)
-            idx = idx + 1  # column 0 of each input holds silu(x)
-            extra = (torch.where(vals != 0, dvals, torch.zeros_like(dvals)),)
-        feats = torch.zeros(n, n_in, nb + 1, dtype=x.dtype, device=x.device)
-        feats[:, :, 0] = torch.nn.functional.silu(x)
-        feats.scatter_(2, idx, vals) if ctx.fast else feats.scatter_add_(2, idx, vals)
-        flat = feats.view(n, n_in * (nb + 1))
-        ctx.save_for_backward(x, weight, flat, idx, *extra)
-        return flat @ weight
+            idx, vals = clip_local(start, vals, basis.n_basis)
+            feats.view(n, n_in, width)[:, :, 1:].scatter_add_(2, idx, vals)
+            dvals = torch.where(vals != 0, dvals, torch.zeros_like(dvals))
+            ctx.save_for_backward(x, weight, feats, idx, dvals)
+        return feats @ weight
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        x, weight, flat, idx, *extra = ctx.saved_tensors
+        x, weight, feats, idx, *extra = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: differentiate the reference path
             with torch.enable_grad():
                 out = reference_forward(x, weight, ctx.basis)
@@ -75,21 +80,22 @@ class _FusedSpline(torch.autograd.Function):
             return gx, gw, None
         gx = gw = None
         n, n_in = x.shape
+        width = ctx.basis.n_basis + 1
         if ctx.needs_input_grad[0]:
-            gfeat = (grad @ weight.t()).view(n, n_in, -1)
-            local = torch.gather(gfeat, 2, idx)
+            gfeat = grad @ weight.t()
             if ctx.fast:
-                u, h = extra
-                terms = cubic_terms(u)
-                acc = local[..., 0] * terms[0]
-                for r in range(1, 4):
-                    acc = acc + local[..., r] * terms[r]
-                gx = acc / h
+                u, inv_h = extra
+                acc = None
+                for r, term in enumerate(cardinal_columns(u, ctx.basis.k, derivative=True)):
+                    part = torch.gather(gfeat[:, r:], 1, idx) * term
+                    acc = part if acc is None else acc + part
+                gx = acc * inv_h
             else:
+                local = torch.gather(gfeat.view(n, n_in, width)[:, :, 1:], 2, idx)
                 gx = (local * extra[0]).sum(-1)
-            gx = gx + gfeat[:, :, 0] * _silu_grad(x)
+            gx = gx + gfeat[:, ::width] * _silu_grad(x)
         if ctx.needs_input_grad[1]:
-            gw = flat.t() @ grad
+            gw = feats.t() @ grad
         return gx, gw, None
 
 

@@ -37,7 +37,8 @@ def normalize_width(width: Width) -> list[list[int]]:
     out = []
     for pos, w in enumerate(width):
         pair = [int(w), 0] if isinstance(w, int) else [int(v) for v in w]
-        if len(pair) != 2 or min(pair) < 0 or sum(pair) == 0:
+        # an empty input layer is allowed: a constant formula has no variables
+        if len(pair) != 2 or min(pair) < 0 or (sum(pair) == 0 and pos > 0):
             raise ShapeError(f"width[{pos}] must be n >= 1 or [n_sum, n_mult], got {w!r}")
         out.append(pair)
     if out[0][1]:

@@ -131,7 +131,7 @@ def fit(
         grid_step = start_grid_update_step <= step < stop_grid_update_step and step % freq == 0
         if update_grid and grid_step:
             model.update_grid(xb)
-        closure = _closure(model, optimizer, loss_fn, xb, yb, lamb, lamb_l1, lamb_entropy)
+        closure = _Closure(model, optimizer, loss_fn, xb, yb, lamb, lamb_l1, lamb_entropy)
         loss = optimizer.step(closure)
         if loss is not None and not torch.isfinite(loss):
             raise FitError(f"training diverged at step {step}: the loss is {float(loss)}")
@@ -172,9 +172,6 @@ class _Closure:
             loss = loss + self.lamb * reg
         loss.backward()
         return loss
-
-
-_closure = _Closure
 
 
 def _snapshot(model: MultKAN) -> dict[str, torch.Tensor]:

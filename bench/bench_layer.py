@@ -1,0 +1,202 @@
+"""Speed and memory of one KAN layer / a small MultKAN: kanpiler vs pykan vs inkan vs a floor.
+
+Method: for each shape, the median wall time of ``forward + backward`` (loss = sum of the
+outputs, gradients w.r.t. the inputs and all parameters) over ``--repeats`` runs after
+``--warmup`` runs, in one process, one method after the other. The *floor* is the same dense
+matrix product a KAN layer needs, ``[silu(x) | B(x)] @ W`` with shapes
+``(N, in*(G+k+1)) @ (in*(G+k+1), out)``, forward and backward, on a precomputed basis ``B``
+that requires grad: no KAN can be faster while materialising its basis. Memory: on CPU, the
+bytes of the distinct tensors autograd saves for backward plus the output (what a training
+step must hold); on CUDA, ``torch.cuda.max_memory_allocated`` over the step.
+
+Run: ``OMP_NUM_THREADS=2 python bench/bench_layer.py [--device cuda] [--threads 2]``.
+pykan 0.2.8 and inkan are optional (``pip install --no-deps pykan==0.2.8 inkan``); a missing
+one prints "not installed".
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+import torch
+
+from kanpiler.runtime import KANLayer, MultKAN
+
+SHAPES = [  # (name, batch, width, grid)
+    ("layer 64->64 G=5", 4096, [64, 64], 5),
+    ("layer 256->256 G=10", 1024, [256, 256], 10),
+    ("MultKAN [2,5,1] G=5", 1024, [2, 5, 1], 5),
+]
+K = 3
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(step: Callable[[], None], device: str, warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def saved_bytes(forward: Callable[[], torch.Tensor], device: str) -> int:
+    """Bytes a training step holds: saved tensors (distinct storages) + the output."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        forward().sum().backward()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        st = t.untyped_storage()
+        seen[st.data_ptr()] = st.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = forward()
+    seen[out.untyped_storage().data_ptr()] = out.untyped_storage().nbytes()
+    return sum(seen.values())
+
+
+def floor_step(batch: int, width: list[int], grid: int, device: str):
+    """The dense-matmul floor of every layer of ``width`` (precomputed bases, with grads)."""
+    mats = []
+    for n_in, n_out in zip(width[:-1], width[1:]):
+        feats = torch.rand(batch, n_in * (grid + K + 1), device=device, requires_grad=True)
+        weight = torch.rand(n_in * (grid + K + 1), n_out, device=device, requires_grad=True)
+        mats.append((feats, weight))
+
+    def forward() -> torch.Tensor:
+        return sum((f @ w).sum() for f, w in mats).reshape(1)
+
+    return forward
+
+
+def kanpiler_step(batch: int, width: list[int], grid: int, device: str):
+    if len(width) == 2:
+        model = KANLayer(width[0], width[1], grid, K, device=device)
+    else:
+        model = MultKAN(width, grid=grid, k=K, device=device)
+    x = (torch.rand(batch, width[0], device=device) * 2 - 1).requires_grad_()
+    return lambda: model(x)
+
+
+def pykan_step(batch: int, width: list[int], grid: int, device: str):
+    from kan import KAN
+    from kan.KANLayer import KANLayer as PykanLayer
+
+    x = (torch.rand(batch, width[0], device=device) * 2 - 1).requires_grad_()
+    if len(width) == 2:
+        layer = PykanLayer(width[0], width[1], num=grid, k=K, device=device)
+        return lambda: layer(x)[0]
+    with _in_tempdir():  # pykan may write ./model checkpoints; keep them out of the tree
+        model = KAN(width=width, grid=grid, k=K, seed=0, auto_save=False, device=device)
+        model.speed()
+    return lambda: model(x)
+
+
+def inkan_step(batch: int, width: list[int], grid: int, device: str):
+    import inkan
+
+    x = (torch.rand(batch, width[0], device=device) * 2 - 1).requires_grad_()
+    if len(width) == 2:
+        model = inkan.KANLayer(width[0], width[1], grid_size=grid, spline_order=K)
+    else:
+        model = inkan.KANNetwork(width, grid_size=grid, spline_order=K)
+    model = model.to(device)
+    return lambda: model(x)
+
+
+@contextlib.contextmanager
+def _in_tempdir():
+    old = os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        try:
+            yield
+        finally:
+            os.chdir(old)
+
+
+METHODS = {
+    "floor": floor_step,
+    "kanpiler": kanpiler_step,
+    "pykan 0.2.8": pykan_step,
+    "inkan": inkan_step,
+}
+
+
+def measure(name: str, make, shape, device: str, warmup: int, repeats: int) -> dict:
+    _, batch, width, grid = shape
+    try:
+        forward = make(batch, width, grid, device)
+    except ImportError:
+        return {"method": name, "status": "not installed"}
+    try:
+        with _in_tempdir():
+            step = lambda: forward().sum().backward()  # noqa: E731
+            seconds = timed(step, device, warmup, repeats)
+            memory = saved_bytes(forward, device)
+    except Exception as err:  # an anchor that fails on this shape is reported, not fatal
+        return {"method": name, "status": f"failed: {type(err).__name__}: {err}"[:60]}
+    return {"method": name, "seconds": seconds, "bytes": memory}
+
+
+def machine(device: str, threads: int) -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    gpu = f", GPU {torch.cuda.get_device_name()}" if device == "cuda" else ""
+    return f"{cpu}{gpu}; torch {torch.__version__}; {threads} thread(s); device {device}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print("kanpiler bench_layer: forward+backward, median of", args.repeats, "runs")
+    print("machine:", machine(args.device, args.threads))
+    for shape in SHAPES:
+        print(f"\n{shape[0]}, batch {shape[1]}")
+        print(f"  {'method':<12} {'median ms':>10} {'x floor':>8} {'memory MB':>10} {'x floor':>8}")
+        rows = [measure(n, m, shape, args.device, args.warmup, args.repeats) for n, m in METHODS.items()]
+        floor = rows[0]
+        for row in rows:
+            if "seconds" not in row:
+                print(f"  {row['method']:<12} {row['status']}")
+                continue
+            print(
+                f"  {row['method']:<12} {row['seconds'] * 1e3:>10.2f} "
+                f"{row['seconds'] / floor['seconds']:>8.2f} {row['bytes'] / 2**20:>10.1f} "
+                f"{row['bytes'] / floor['bytes']:>8.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
