@@ -185,7 +185,9 @@ def main() -> None:
     for shape in SHAPES:
         print(f"\n{shape[0]}, batch {shape[1]}")
         print(f"  {'method':<12} {'median ms':>10} {'x floor':>8} {'memory MB':>10} {'x floor':>8}")
-        rows = [measure(n, m, shape, args.device, args.warmup, args.repeats) for n, m in METHODS.items()]
+        rows = [
+            measure(n, m, shape, args.device, args.warmup, args.repeats) for n, m in METHODS.items()
+        ]
         floor = rows[0]
         for row in rows:
             if "seconds" not in row:

@@ -186,7 +186,10 @@ def const(value: Number) -> Expr:
         value = int(value)
     if isinstance(value, Fraction) and value.denominator == 1:
         value = int(value)
+    if isinstance(value, int) and type(value) is not int:
+        value = int(value)
     if isinstance(value, float):
+        value = float(value)  # np.float64 and other float subclasses intern as plain floats
         if not math.isfinite(value):
             raise KanpilerError(f"constant must be finite, got {value!r}")
         if value == 0.0:

@@ -42,6 +42,11 @@ from .network import (
     to_layout,
 )
 
+#: a small power of a sum of several terms, needed as a node (a function's argument, a factor,
+#: an output), is a mult node with that many copies of the terms: exp((x+y)**2) takes two
+#: layers instead of three. Inside a sum it stays one x^2 edge.
+SQUARE_AS_PRODUCT = (2.0, 3.0)
+
 #: calls that are powers: their powers fold (``sqrt(u)**-1 = u**-0.5``, one edge, not two)
 POWER_CALLS = {"sqrt": 0.5, "cbrt": 1.0 / 3.0, "square": 2.0}
 
@@ -146,8 +151,8 @@ class _Lowerer(Network):
             return (None, 0.0, v)
         if e.op is Op.VAR:
             return (self.inputs[e.arg], 1.0, 0.0)
-        if e.op is Op.MUL:
-            k, subs = self.split_product(e)
+        if e.op in (Op.MUL, Op.POW):  # a product, or a power that is one (see factors)
+            k, subs = self.split_product(e) if e.op is Op.MUL else self.factors([(e, 1.0)], e)
             if len(subs) >= 2:
                 return self.product(k, subs)
         terms, d = normalise(self.terms[e][0])
@@ -189,6 +194,8 @@ class _Lowerer(Network):
                 stack.append((a.args[0], p * q))  # (u**q)**p = u**(q*p) here
             elif p == 1.0:
                 subs.append(self.terms[a])
+            elif p in SQUARE_AS_PRODUCT and len(normalise(self.terms[a][0])[0]) >= 2:
+                subs.extend([self.terms[a]] * int(p))  # (x+y)**2 = (x+y)*(x+y): one layer
             elif a.op is Op.CALL and a.arg == "exp":  # exp(u)**p = exp(p*u)
                 node, s, t = self.handle(a.args[0])
                 subs.append(self.apply("exp", (node, s * p, t * p), where=a))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
 from collections.abc import Iterable
 from contextvars import ContextVar
 from fractions import Fraction
@@ -205,15 +206,18 @@ def parse(text: Any, variables: Iterable[str] | str | None = None) -> Expr:
 
 
 def _parse_object(obj: Any) -> Expr:
-    if isinstance(obj, (int, float, Fraction)) and not isinstance(obj, bool):
-        return const(obj)
     if type(obj).__module__.startswith("sympy"):
         from .printing import from_sympy
 
         return from_sympy(obj)
-    raise KanpilerError(
-        f"cannot parse a {type(obj).__name__}; give formula text, an Expr or a SymPy expression"
-    )
+    if isinstance(obj, bool) or not isinstance(obj, numbers.Real):
+        raise KanpilerError(
+            f"cannot parse a {type(obj).__name__}; give formula text, an Expr or a SymPy expression"
+        )
+    if isinstance(obj, (Fraction, int)):
+        return const(obj)
+    # numpy scalars: np.int64 is Integral, np.float64 a float subclass; store plain numbers
+    return const(int(obj) if isinstance(obj, numbers.Integral) else float(obj))
 
 
 @lru_cache(maxsize=256)

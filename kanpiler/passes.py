@@ -101,9 +101,11 @@ def _exact_pow(base: Number, exponent: Number) -> Number | None:
         if isinstance(exponent, int) and not isinstance(base, float):
             if base == 0 and exponent < 0:
                 return None
-            if abs(exponent) * max(abs(Fraction(base)).numerator.bit_length(), 1) > MAX_EXACT_BITS:
+            base = Fraction(base)
+            bits = max(abs(base.numerator).bit_length(), base.denominator.bit_length(), 1)
+            if abs(exponent) * bits > MAX_EXACT_BITS:
                 return None
-            return Fraction(base) ** exponent
+            return base**exponent
         if isinstance(base, float) or isinstance(exponent, float):
             if base < 0 and not float(exponent).is_integer():
                 return None

@@ -30,8 +30,8 @@ from .ir import Expr, Op, const, named, transform, var, walk
 MAX_PRINT_CHARS = 10_000_000
 #: trees deeper than this are not handed to SymPy, whose algorithms recurse
 MAX_SYMPY_DEPTH = 600
-#: exact powers of numbers above this many bits stay unevaluated in SymPy (2**10**10 would
-#: otherwise take minutes and gigabytes)
+#: exact powers of numbers above this many bits are refused (SymPy would spend minutes and
+#: gigabytes on 2**10**10)
 MAX_EXACT_BITS = 4096
 
 # binding strength of what a printed piece is, loosest first
@@ -209,13 +209,16 @@ def _expr_to_sympy(expr: Expr) -> Any:
 
 
 def _sympy_pow(base: Any, exponent: Any) -> Any:
-    """``base**exponent``, left unevaluated when SymPy would build a gigantic exact number."""
+    """``base**exponent``; refuses exact numbers SymPy would spend minutes and gigabytes on."""
     import sympy
 
     if base.is_Rational and exponent.is_Integer and base not in (0, 1, -1):
         bits = abs(int(exponent)) * max(int(base.p).bit_length(), int(base.q).bit_length())
         if bits > MAX_EXACT_BITS:
-            return sympy.Pow(base, exponent, evaluate=False)
+            raise UnsupportedError(
+                f"the exact number {base}**{_short(exponent)} is too large for SymPy "
+                f"(about {bits} bits, at most {MAX_EXACT_BITS})"
+            )
     return sympy.Pow(base, exponent)
 
 

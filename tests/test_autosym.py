@@ -107,7 +107,9 @@ def test_auto_symbolic_recovers_edges_and_formula() -> None:
 
 
 def test_flat_edges_become_constants_and_are_reported() -> None:
-    m = spline_model({(0, 0): ("sin", 1.0, 0.0, 1.0, 0.0), (1, 0): ("x", 0.0, 0.0, 0.0, 0.7)}, [2, 1])
+    m = spline_model(
+        {(0, 0): ("sin", 1.0, 0.0, 1.0, 0.0), (1, 0): ("x", 0.0, 0.0, 0.0, 0.7)}, [2, 1]
+    )
     report = auto_symbolic(m, progress=False)
     flat = [e for e in report.edges if e.status == "flat"]
     assert [(e.i, e.j) for e in flat] == [(1, 0)]
@@ -158,4 +160,6 @@ def test_speed_15_edges_1000_samples(capsys: pytest.CaptureFixture) -> None:
     seconds = time.perf_counter() - start
     assert len(report.edges) == 15
     with capsys.disabled():
-        print(f"\nauto_symbolic: 15 edges x {report.n_functions} functions, 1000 samples: {seconds:.2f} s")
+        print(
+            f"\nauto_symbolic: 15 edges x {report.n_functions} functions, 1000 samples: {seconds:.2f} s"
+        )

@@ -230,11 +230,32 @@ def test_sympy_and_ir_inputs():
         ("sin(x)*y + z", 2, 5),
         ("exp(sin(x) + cos(y))", 2, 3),
         ("(x + y)*(x - y)", 1, 4),
+        ("(x + y)**2", 1, 4),
+        ("exp((x + y)**2)", 2, 5),
+        ("sqrt((a - b)**2 + (c - d)**2)", 3, 7),
+        ("30*x*z/((x - 10)*y**2)", 1, 4),
+        ("y/sqrt(x**2 + y**2 + z**2)", 2, 6),
+        ("1/exp(x) + sqrt(x)**-3", 2, 4),
     ],
 )
 def test_compact_layouts(formula, depth, edges):
     lay = kanpiler.lower(formula)
     assert (lay.depth, lay.n_edges) == (depth, edges), str(lay)
+
+
+@pytest.mark.parametrize(
+    "formula, ref",
+    [
+        ("exp((x + y)**2/4)", lambda x, y: np.exp((x + y) ** 2 / 4)),
+        ("x*(x - y)**3", lambda x, y: x * (x - y) ** 3),
+        ("30*x/((x - 10)*y**2)", lambda x, y: 30 * x / ((x - 10) * y**2)),
+        ("y/sqrt(x**2 + y**2)", lambda x, y: y / np.sqrt(x**2 + y**2)),
+        ("1/exp(x) + sqrt(x*y)**-3", lambda x, y: np.exp(-x) + (x * y) ** -1.5),
+        ("(x*y)**-2 - (x - y)**2*x", lambda x, y: (x * y) ** -2.0 - (x - y) ** 2 * x),
+    ],
+)
+def test_flattened_products_and_powers_stay_exact(formula, ref):
+    assert_exact(formula, ref, lo=0.2, hi=2.0, variables=["x", "y"])
 
 
 def test_layer_count_follows_the_chain_of_non_affine_operations():

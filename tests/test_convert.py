@@ -36,7 +36,11 @@ def test_graph_nodes_edges_and_attributes() -> None:
     assert g.graph["kind"] == "kan" and g.graph["variables"] == ("x", "y")
     assert g.nodes[("in", 1)]["variable"] == "y"
     mult = g.nodes[(1, "mult", 0)]
-    assert mult["kind"] == "mult" and mult["arity"] == 2 and (mult["scale"], mult["bias"]) == (1.0, 0.0)
+    assert (
+        mult["kind"] == "mult"
+        and mult["arity"] == 2
+        and (mult["scale"], mult["bias"]) == (1.0, 0.0)
+    )
     assert {g.nodes[(1, "sub", s)]["owner"] for s in (0, 1)} == {(1, "mult", 0)}
     e = g.edges[("in", 1), (1, "sub", 1)]
     assert e["kind"] == "symbolic" and e["fn"] == "sin" and e["a"] == pytest.approx(np.pi)
@@ -58,7 +62,9 @@ def test_formula_exact_snapped_and_clean() -> None:
     (f,) = model_to_sympy(sym_model())
     assert f == sympy.exp(x) * sympy.sin(sympy.pi * y) / 2 + sympy.Rational(1, 4)
     assert not f.atoms(sympy.Float)
-    assert all(isinstance(s, sympy.Symbol) and not s.assumptions0.get("real") for s in f.free_symbols)
+    assert all(
+        isinstance(s, sympy.Symbol) and not s.assumptions0.get("real") for s in f.free_symbols
+    )
 
 
 def test_formula_without_snapping_keeps_floats() -> None:
@@ -106,7 +112,11 @@ def test_bounded_simplify_gives_up_in_time() -> None:
     hard = sum(sympy.sin(x + k) ** k * sympy.cos(x - k) ** (k + 1) for k in range(1, 25))
     start = time.perf_counter()
     out = bounded_simplify(hard, timeout=0.2)
-    assert time.perf_counter() - start < 3.0 and out == hard or sympy.count_ops(out) <= sympy.count_ops(hard)
+    assert (
+        time.perf_counter() - start < 3.0
+        and out == hard
+        or sympy.count_ops(out) <= sympy.count_ops(hard)
+    )
 
 
 def test_draw_kan_graph() -> None:

@@ -7,6 +7,7 @@ import sympy
 import torch
 
 from kanpiler.convert import PipelineResult, symbolic_pipeline
+from kanpiler.convert.formula import bounded_simplify
 from kanpiler.errors import KanpilerError
 from kanpiler.runtime import MultKAN
 
@@ -42,10 +43,11 @@ def test_trained_kan_comes_back_as_its_formula(text: str, truth: sympy.Expr, wid
     assert history["train_rmse"][-1] < 1e-2
     result = symbolic_pipeline(model, X, Y)
     (found,) = result.formula
-    assert sympy.simplify(found - truth) == 0, (text, found, str(result.report))
+    # sympy.simplify under a time bound, so a wrong answer fails instead of hanging
+    assert bounded_simplify(found - truth, timeout=20.0) == 0, (text, found, str(result.report))
     assert not found.atoms(sympy.Float)
-    assert result.rmse < 1e-2 and text in {text}  # the report and tuned model come along
-    assert isinstance(result, PipelineResult) and str(found) in str(result)
+    assert result.rmse < 1e-2 and isinstance(result, PipelineResult)
+    assert str(found) in str(result)
 
 
 def test_pipeline_refuses_when_an_edge_fits_nothing() -> None:
@@ -54,3 +56,15 @@ def test_pipeline_refuses_when_an_edge_fits_nothing() -> None:
     model.fit(X, Y, steps=20, progress=False)
     with pytest.raises(KanpilerError, match="fit no library function"):
         symbolic_pipeline(model, X, Y, library=["x", "exp"], r2_threshold=0.9999, prune=False)
+
+
+@pytest.mark.slow
+def test_discover_example_runs(capsys: pytest.CaptureFixture) -> None:
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "examples" / "discover.py"
+    runpy.run_path(str(script), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "structure: f = x * y" in out
+    assert "formula: exp(y**2 + sin(pi*x))" in out

@@ -4,6 +4,7 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sympy
 from hypothesis import given, settings
@@ -108,6 +109,7 @@ def test_accepts_expr_sympy_and_numbers():
     assert parse(sympy.Symbol("x") * 2) is mul(2, x)
     assert parse(sympy.Rational(3, 4)) is const(Fraction(3, 4))
     assert parse(2.5) is const(2.5)
+    assert parse(np.float64(2.5)) is const(2.5) and parse(np.int64(3)) is const(3)
     with pytest.raises(KanpilerError, match="cannot parse a dict"):
         parse({})
 

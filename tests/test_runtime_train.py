@@ -60,7 +60,7 @@ def test_regularization_matches_a_plain_computation() -> None:
     model = MultKAN([2, 3, 2], seed=0, dtype=torch.float64)
     x, _ = _data(4, 200)
     _, rec = model.run(x, record=True)
-    got = float(regularization(model, rec, lamb_l1=0.7, lamb_entropy=1.3))
+    got = float(regularization(model, rec, lamb_l1=0.7, lamb_entropy=1.3).detach())
     want = 0.0
     for li in range(model.depth):
         xin = x.numpy() if li == 0 else rec["acts"][li].detach().numpy()

@@ -127,3 +127,18 @@ def test_trained_network() -> None:
         assert float(((net(X)[:, 0] - f(X)) ** 2).mean().sqrt()) < 1e-2
     g = tree(net, X, NAMES)
     assert shape(g) == ("mul", (("sum_inside", ("x", "y")), "z")), g.graph["scores"]
+
+
+@pytest.mark.slow
+def test_trained_kan() -> None:
+    from kanpiler.runtime import MultKAN
+
+    gen = torch.Generator().manual_seed(0)
+    X = torch.rand(500, 3, generator=gen, dtype=torch.float64) * 2 - 1
+    Y = (X[:, 0] * X[:, 1] + X[:, 2] ** 2)[:, None]
+    model = MultKAN([3, [2, 1], 1], grid=3, seed=0, dtype=torch.float64, variables=NAMES)
+    history = model.fit(X, Y, steps=60, progress=False)
+    assert history["train_rmse"][-1] < 1e-2
+    g = tree(model, X)  # variable names come from the model
+    assert shape(g) == ("add", (("mul", ("x", "y")), "z")), g.graph["scores"]
+    assert skeleton(g) == "f = x * y + z"

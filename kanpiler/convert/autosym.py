@@ -75,7 +75,10 @@ class SymbolicReport:
 
     def __str__(self) -> str:
         head = f"auto_symbolic: {len(self.edges)} edges x {self.n_functions} functions in "
-        lines = [head + f"{self.seconds:.2f} s", "edge         status    fn        r2          next"]
+        lines = [
+            head + f"{self.seconds:.2f} s",
+            "edge         status    fn        r2          next",
+        ]
         for e in self.edges:
             nxt = ", ".join(f"{fn} {r2:.6f}" for fn, r2, _, _ in e.runner_ups[:2])
             lines.append(
@@ -93,7 +96,9 @@ def resolve_library(
     for it in items:
         fn = it if isinstance(it, library.Function) else library.get(str(it))
         if fn.arity != 1:
-            raise KanpilerError(f"symbolic fitting needs one-argument functions; {fn.name!r} is not")
+            raise KanpilerError(
+                f"symbolic fitting needs one-argument functions; {fn.name!r} is not"
+            )
         out.setdefault(fn.name, fn)
     if not out:
         raise KanpilerError("auto_symbolic: the candidate library is empty")
@@ -112,7 +117,11 @@ def _edge_samples(model: Any, x: torch.Tensor | None, n_grid: int) -> list[tuple
             knots = getattr(layer.basis, "inner", None)
             lo, hi = (knots[:, 0], knots[:, -1]) if knots is not None else model.grid_range
             t = torch.linspace(0, 1, n_grid, dtype=model.dtype, device=model.device)[:, None]
-            xs = lo + (hi - lo) * t if knots is not None else lo + (hi - lo) * t.expand(-1, layer.in_features)
+            xs = (
+                lo + (hi - lo) * t
+                if knots is not None
+                else lo + (hi - lo) * t.expand(-1, layer.in_features)
+            )
             out.append((xs, layer.edge_values(xs)))
         return out
 
@@ -134,7 +143,7 @@ def auto_symbolic(
     x: torch.Tensor | None = None,
     extra: Sequence[str | Any] = (),
     r2_threshold: float = 0.9,
-    weight_simple: float = 0.5,
+    weight_simple: float = 1.0,
     pairs: bool = True,
     flat_tol: float = 1e-6,
     n_grid: int = 201,
@@ -160,12 +169,12 @@ def auto_symbolic(
     results: list[EdgeFit] = []
     samples = _edge_samples(model, x, n_grid)
     bar = _progress(progress, model.depth)
-    for l, (acts, vals) in enumerate(samples):
-        edges = _spline_edges(model, l)
+    for li, (acts, vals) in enumerate(samples):
+        edges = _spline_edges(model, li)
         if edges:
             opts = {"weight_simple": weight_simple, "r2_threshold": r2_threshold,
                     "flat_tol": flat_tol, "top": top, "pairs": pairs}  # fmt: skip
-            results += _fit_layer(model, l, edges, acts, vals, fns, **opts)
+            results += _fit_layer(model, li, edges, acts, vals, fns, **opts)
         bar.update(1)
     bar.close()
     report = SymbolicReport(results, time.perf_counter() - start, len(fns))
@@ -181,9 +190,9 @@ def _progress(enabled: bool, total: int) -> Any:
     return tqdm(total=total, desc="auto_symbolic layers", disable=not enabled, leave=False)
 
 
-def _spline_edges(model: Any, l: int) -> list[tuple[int, int]]:
-    num_on = model.layers[l].mask != 0
-    sym_on = model.symbolic[l].mask != 0
+def _spline_edges(model: Any, li: int) -> list[tuple[int, int]]:
+    num_on = model.layers[li].mask != 0
+    sym_on = model.symbolic[li].mask != 0
     return [tuple(e) for e in torch.nonzero(num_on & ~sym_on).tolist()]
 
 
@@ -191,7 +200,7 @@ def _score(r2: float, complexity: int, weight_simple: float) -> float:
     return math.log10(max(1.0 - r2, 1e-12)) + weight_simple * complexity
 
 
-def _try_pair(xe, ye, fns, fits, e, best, weight_simple) -> tuple | None:  # noqa: ANN001
+def _try_pair(xe, ye, fns, fits, e, best, weight_simple) -> tuple | None:
     """A two-term fit of edge ``e`` if it scores better than the single best ``best``."""
     if best is not None and best[1] > 1 - 1e-6:
         return None
@@ -199,13 +208,17 @@ def _try_pair(xe, ye, fns, fits, e, best, weight_simple) -> tuple | None:  # noq
     if pair is None:
         return None
     cx = sum(fns[k].complexity for k, *_ in pair.terms) + 1
-    if best is not None and _score(pair.r2, cx, weight_simple) >= _score(best[1], best[2], weight_simple):
+    if best is not None and _score(pair.r2, cx, weight_simple) >= _score(
+        best[1], best[2], weight_simple
+    ):
         return None
     terms = [(fns[k].name, a, b, c) for k, a, b, c in pair.terms]
     return ("+".join(t[0] for t in terms), pair.r2, cx, (0.0, 0.0, 0.0, pair.d), terms)
 
 
-def _fit_layer(model, l, edges, acts, vals, fns, *, weight_simple, r2_threshold, flat_tol, top, pairs):  # noqa: ANN001
+def _fit_layer(
+    model, li, edges, acts, vals, fns, *, weight_simple, r2_threshold, flat_tol, top, pairs
+):
     ii = torch.tensor([e[0] for e in edges], device=acts.device)
     jj = torch.tensor([e[1] for e in edges], device=acts.device)
     xs = acts[:, ii].T.to(torch.float64)  # (E, N)
@@ -217,7 +230,7 @@ def _fit_layer(model, l, edges, acts, vals, fns, *, weight_simple, r2_threshold,
     for e, (i, j) in enumerate(edges):
         if flat[e]:
             d = float(ys[e].mean())
-            out.append(EdgeFit(l, i, j, "x", 1.0, 0, (0.0, 0.0, 0.0, d), "flat"))
+            out.append(EdgeFit(li, i, j, "x", 1.0, 0, (0.0, 0.0, 0.0, d), "flat"))
             to_set.append((i, j, "x", 0.0, 0.0, 0.0, d))
             continue
         order = _choose(fits.r2[e], fns, weight_simple)
@@ -227,17 +240,21 @@ def _fit_layer(model, l, edges, acts, vals, fns, *, weight_simple, r2_threshold,
             if r2 > -math.inf:
                 params = canonical_affine(fns[k].name, *fits.params[e, k].tolist())
                 cands.append((fns[k].name, r2, fns[k].complexity, params))
-        pair = _try_pair(xs[e], ys[e], fns, fits, e, cands[0] if cands else None, weight_simple) if pairs else None
+        pair = (
+            _try_pair(xs[e], ys[e], fns, fits, e, cands[0] if cands else None, weight_simple)
+            if pairs
+            else None
+        )
         if pair is not None and pair[1] >= r2_threshold:
-            out.append(EdgeFit(l, i, j, *pair[:4], status="sum", runner_ups=cands, terms=pair[4]))
+            out.append(EdgeFit(li, i, j, *pair[:4], status="sum", runner_ups=cands, terms=pair[4]))
             continue
         if not cands or cands[0][1] < r2_threshold:
             best = cands[0] if cands else ("none", -math.inf, 0, (1.0, 0.0, 1.0, 0.0))
-            out.append(EdgeFit(l, i, j, *best, status="spline", runner_ups=cands[1:]))
+            out.append(EdgeFit(li, i, j, *best, status="spline", runner_ups=cands[1:]))
             continue
         fn, r2, cx, params = cands[0]
-        out.append(EdgeFit(l, i, j, fn, r2, cx, params, "symbolic", cands[1:]))
+        out.append(EdgeFit(li, i, j, fn, r2, cx, params, "symbolic", cands[1:]))
         to_set.append((i, j, fn, *params))
     if to_set:
-        model.set_edges(l, to_set)
+        model.set_edges(li, to_set)
     return out

@@ -100,7 +100,9 @@ def _levenberg_marquardt(
         J = torch.stack([c[:, None] * dz * x, c[:, None] * dz, z, torch.ones_like(z)], -1)
         JtJ = J.transpose(1, 2) @ J
         g = (J.transpose(1, 2) @ r.unsqueeze(-1)).squeeze(-1)
-        damp = lam[:, None, None] * (JtJ * eye + eye * 1e-12 * JtJ.diagonal(0, 1, 2).amax(-1)[:, None, None])
+        damp = lam[:, None, None] * (
+            JtJ * eye + eye * 1e-12 * JtJ.diagonal(0, 1, 2).amax(-1)[:, None, None]
+        )
         step = torch.linalg.lstsq(JtJ + damp, -g.unsqueeze(-1)).solution.squeeze(-1)
         trial = p + step.nan_to_num(0.0, 0.0, 0.0)
         new_loss = _sse(fn, trial, x, y)

@@ -57,7 +57,10 @@ def _autograd_derivs(f: Fn, X: torch.Tensor, order: int) -> list[torch.Tensor]:
         outs = [g.detach()]
         n = X.shape[1]
         if order >= 2:
-            rows = [torch.autograd.grad(g[:, i].sum(), X, create_graph=order > 2)[0] for i in range(n)]
+            rows = [
+                torch.autograd.grad(g[:, i].sum(), X, retain_graph=True, create_graph=order > 2)[0]
+                for i in range(n)
+            ]
             H = torch.stack(rows, dim=1)
             outs.append(H.detach())
         if order >= 3:

@@ -60,8 +60,8 @@ def _curve_image(model: Any, attrs: dict[str, Any], folder: Path) -> str:
     import matplotlib.pyplot as plt
     import torch
 
-    l, i, j = attrs["layer"], attrs["i"], attrs["j"]
-    layer = model.layers[l]
+    li, i, j = attrs["layer"], attrs["i"], attrs["j"]
+    layer = model.layers[li]
     knots = layer.basis.inner[i]
     xs = torch.linspace(float(knots[0]), float(knots[-1]), 100, dtype=model.dtype)
     grid = xs[:, None].expand(-1, layer.in_features).to(model.device)
@@ -70,7 +70,7 @@ def _curve_image(model: Any, attrs: dict[str, Any], folder: Path) -> str:
     fig, ax = plt.subplots(figsize=(0.8, 0.6), dpi=72)
     ax.plot(xs.numpy(), ys.numpy(), color="black", linewidth=1)
     ax.axis("off")
-    path = folder / f"edge_{l}_{i}_{j}.png"
+    path = folder / f"edge_{li}_{i}_{j}.png"
     fig.savefig(path, transparent=True)
     plt.close(fig)
     return str(path)
@@ -88,8 +88,10 @@ def _kan_dot(g: nx.DiGraph, model: Any = None, images: bool = False) -> Any:
         elif kind in ("input", "output"):
             dot.node(str(n), attrs["label"], shape="plaintext")
         else:
-            extra = "" if (attrs["scale"], attrs["bias"]) == (1.0, 0.0) else (
-                f"\n{_fmt(attrs['scale'])}*v + {_fmt(attrs['bias'])}"
+            extra = (
+                ""
+                if (attrs["scale"], attrs["bias"]) == (1.0, 0.0)
+                else (f"\n{_fmt(attrs['scale'])}*v + {_fmt(attrs['bias'])}")
             )
             dot.node(str(n), attrs["label"] + extra, shape="circle")
     for u, v, attrs in g.edges(data=True):

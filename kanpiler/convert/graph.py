@@ -39,11 +39,11 @@ import torch
 __all__ = ["to_graph", "node_id", "output_nodes"]
 
 
-def node_id(model: Any, l: int, j: int) -> tuple:
-    """Graph id of node ``j`` of node layer ``l``."""
-    if l == 0:
+def node_id(model: Any, li: int, j: int) -> tuple:
+    """Graph id of node ``j`` of node layer ``li``."""
+    if li == 0:
         return ("in", j)
-    return (l, "sum" if j < model.width[l][0] else "mult", j)
+    return (li, "sum" if j < model.width[li][0] else "mult", j)
 
 
 def output_nodes(graph: nx.DiGraph) -> list[tuple]:
@@ -52,11 +52,11 @@ def output_nodes(graph: nx.DiGraph) -> list[tuple]:
     return sorted(outs, key=lambda n: n[1])
 
 
-def _owners(model: Any, l: int) -> list[tuple[int, int]]:
-    """For each subnode of node layer ``l``: (owning node, slot in it)."""
-    n_sum = model.width[l][0]
+def _owners(model: Any, li: int) -> list[tuple[int, int]]:
+    """For each subnode of node layer ``li``: (owning node, slot in it)."""
+    n_sum = model.width[li][0]
     owners = [(j, 0) for j in range(n_sum)]
-    for m, arity in enumerate(model.mult_arity[l]):
+    for m, arity in enumerate(model.mult_arity[li]):
         owners += [(n_sum + m, s) for s in range(arity)]
     return owners
 
@@ -64,20 +64,20 @@ def _owners(model: Any, l: int) -> list[tuple[int, int]]:
 def _add_nodes(g: nx.DiGraph, model: Any) -> None:
     for i, name in enumerate(model.variables):
         g.add_node(("in", i), kind="input", layer=0, index=i, label=name, variable=name)
-    for l in range(1, model.depth + 1):
-        n_sum = model.width[l][0]
-        scale, bias = model.node_scale[l - 1].tolist(), model.node_bias[l - 1].tolist()
-        for j in range(model.n_nodes(l)):
+    for li in range(1, model.depth + 1):
+        n_sum = model.width[li][0]
+        scale, bias = model.node_scale[li - 1].tolist(), model.node_bias[li - 1].tolist()
+        for j in range(model.n_nodes(li)):
             kind = "sum" if j < n_sum else "mult"
-            arity = 1 if kind == "sum" else model.mult_arity[l][j - n_sum]
+            arity = 1 if kind == "sum" else model.mult_arity[li][j - n_sum]
             label = "+" if kind == "sum" else "×"
-            g.add_node(node_id(model, l, j), kind=kind, layer=l, index=j, label=label,
+            g.add_node(node_id(model, li, j), kind=kind, layer=li, index=j, label=label,
                        arity=arity, scale=scale[j], bias=bias[j])  # fmt: skip
-        sub_scale = model.subnode_scale[l - 1].tolist()
-        sub_bias = model.subnode_bias[l - 1].tolist()
-        for j, (owner, slot) in enumerate(_owners(model, l)):
-            sid, oid = (l, "sub", j), node_id(model, l, owner)
-            g.add_node(sid, kind="subnode", layer=l, index=j, label="", owner=oid, slot=slot,
+        sub_scale = model.subnode_scale[li - 1].tolist()
+        sub_bias = model.subnode_bias[li - 1].tolist()
+        for j, (owner, slot) in enumerate(_owners(model, li)):
+            sid, oid = (li, "sub", j), node_id(model, li, owner)
+            g.add_node(sid, kind="subnode", layer=li, index=j, label="", owner=oid, slot=slot,
                        scale=sub_scale[j], bias=sub_bias[j])  # fmt: skip
             g.add_edge(sid, oid, kind="subnode", slot=slot)
     for j in range(model.n_outputs):
@@ -86,24 +86,30 @@ def _add_nodes(g: nx.DiGraph, model: Any) -> None:
 
 
 def _add_edges(g: nx.DiGraph, model: Any, candidates: dict, sums: dict) -> None:
-    for l in range(model.depth):
-        num, sym = model.layers[l], model.symbolic[l]
+    for li in range(model.depth):
+        num, sym = model.layers[li], model.symbolic[li]
         num_on = (num.mask != 0).cpu()
         sym_on = (sym.mask != 0).cpu()
         affine = sym.affine.detach().cpu().tolist()
         for i, j in torch.nonzero(num_on | sym_on).tolist():
-            kind = "both" if num_on[i, j] and sym_on[i, j] else "spline" if num_on[i, j] else "symbolic"
-            attrs: dict[str, Any] = {"kind": kind, "layer": l, "i": i, "j": j}
+            kind = (
+                "both"
+                if num_on[i, j] and sym_on[i, j]
+                else "spline"
+                if num_on[i, j]
+                else "symbolic"
+            )
+            attrs: dict[str, Any] = {"kind": kind, "layer": li, "i": i, "j": j}
             if sym_on[i, j]:
                 a, b, c, d = affine[i][j]
                 attrs.update(fn=sym.function(i, j), a=a, b=b, c=c, d=d)
-            if (l, i, j) in candidates:
-                attrs["candidates"] = candidates[(l, i, j)]
-            fit = sums.get((l, i, j))
+            if (li, i, j) in candidates:
+                attrs["candidates"] = candidates[(li, i, j)]
+            fit = sums.get((li, i, j))
             if fit is not None and kind == "spline":
                 # a two-term fit the model's single-function edge cannot hold
                 attrs.update(kind="symbolic", fn=fit.fn, terms=list(fit.terms), d=fit.params[3])
-            g.add_edge(node_id(model, l, i), (l + 1, "sub", j), **attrs)
+            g.add_edge(node_id(model, li, i), (li + 1, "sub", j), **attrs)
 
 
 def to_graph(model: Any) -> nx.DiGraph:

@@ -68,7 +68,7 @@ def _best_pair(Z: torch.Tensor, y: torch.Tensor) -> tuple[int, int, float]:
     return p, q, float(explained[p, q] / (yc @ yc))
 
 
-def _jacobian(fns: list[Function], ks: tuple[int, int], p: torch.Tensor, x: torch.Tensor):  # noqa: ANN202
+def _jacobian(fns: list[Function], ks: tuple[int, int], p: torch.Tensor, x: torch.Tensor):
     """Residual model value and its ``(N, 7)`` Jacobian for ``(a1, b1, c1, a2, b2, c2, d)``."""
     cols, value = [], p[6] + torch.zeros_like(x)
     for t, k in enumerate(ks):
@@ -79,7 +79,7 @@ def _jacobian(fns: list[Function], ks: tuple[int, int], p: torch.Tensor, x: torc
     return value, torch.stack([*cols, torch.ones_like(x)], 1)
 
 
-def _refine(fns: list[Function], ks: tuple[int, int], p: torch.Tensor, x, y, steps: int):  # noqa: ANN001
+def _refine(fns: list[Function], ks: tuple[int, int], p: torch.Tensor, x, y, steps: int):
     """Levenberg-Marquardt on ``(a1, b1, c1, a2, b2, c2, d)`` for one curve."""
 
     def sse(q: torch.Tensor) -> float:
@@ -91,7 +91,9 @@ def _refine(fns: list[Function], ks: tuple[int, int], p: torch.Tensor, x, y, ste
     for _ in range(steps):
         value, J = _jacobian(fns, ks, p, x)
         JtJ = J.T @ J
-        step = torch.linalg.lstsq(JtJ + lam * (JtJ * eye) + 1e-12 * eye, -(J.T @ (value - y))).solution
+        step = torch.linalg.lstsq(
+            JtJ + lam * (JtJ * eye) + 1e-12 * eye, -(J.T @ (value - y))
+        ).solution
         trial = p + step.nan_to_num(0.0, 0.0, 0.0)
         new = sse(trial)
         if new < loss:

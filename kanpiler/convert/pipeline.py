@@ -94,7 +94,9 @@ def canonicalize_model(model: Any) -> None:
             if c == 0.0:  # a flat edge: the constant d
                 edges.append((i, j, "x", 0.0, 0.0, 0.0, d))
             else:
-                edges.append((i, j, sym.function(i, j), *canonical_affine(sym.function(i, j), a, b, c, d)))
+                edges.append(
+                    (i, j, sym.function(i, j), *canonical_affine(sym.function(i, j), a, b, c, d))
+                )
         sym.set_edges(edges)
 
 
@@ -107,7 +109,7 @@ def symbolic_pipeline(
     prune_kwargs: dict[str, Any] | None = None,
     library: Sequence[Any] | None = None,
     r2_threshold: float = 0.9,
-    weight_simple: float = 0.5,
+    weight_simple: float = 1.0,
     tune_steps: int = 50,
     simplify: bool = True,
     timeout: float = 5.0,

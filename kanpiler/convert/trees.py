@@ -104,11 +104,16 @@ class _Builder:
             if len(parts) > 1:
                 return self.split("add", vs, parts, "hess")
             if view == "log":
-                parts = _components(vs, lambda i, j: self.score("mul", sep.multiplicative, i, j) >= self.thr)
+                parts = _components(
+                    vs, lambda i, j: self.score("mul", sep.multiplicative, i, j) >= self.thr
+                )
             else:  # below an Add: f = a*g(vs) + b once the other variables are held fixed
                 held = self.holding(vs)
                 parts = _components(
-                    vs, lambda i, j: self.score("mul", sep.multiplicative_offset, i, j, d=held) >= self.thr
+                    vs,
+                    lambda i, j: (
+                        self.score("mul", sep.multiplicative_offset, i, j, d=held) >= self.thr
+                    ),
                 )
             if len(parts) > 1:
                 return self.split("mul", vs, parts, view)

@@ -24,6 +24,19 @@ from torch import nn
 from ..errors import ShapeError
 
 
+def snapshot(*tensors: torch.Tensor) -> tuple:
+    """A cache key for the current content of ``tensors``: the objects and their versions
+    (in-place changes bump a tensor's version; replacing it changes the object)."""
+    return tuple((t, t._version) for t in tensors)
+
+
+def unchanged(key: tuple | None, *tensors: torch.Tensor) -> bool:
+    """Whether ``tensors`` are the very objects of ``key``, not modified since."""
+    if key is None or len(key) != len(tensors):
+        return False
+    return all(old is t and version == t._version for (old, version), t in zip(key, tensors))
+
+
 class Basis(nn.Module):
     """Interface of an edge basis (B-splines now; Chebyshev, Fourier, RBF... later).
 
@@ -131,11 +144,10 @@ class BSplineBasis(Basis):
 
     def spacing(self) -> tuple[torch.Tensor, torch.Tensor]:
         """On a uniform grid: first knot and ``1 / spacing`` per input (contiguous, cached)."""
-        key = (self.grid._version, self.grid.data_ptr(), self.grid.dtype, self.grid.device)
-        if getattr(self, "_spacing_key", None) != key:
+        if not unchanged(getattr(self, "_spacing_key", None), self.grid):
             g0 = self.grid[:, 0].contiguous()
             self._spacing = (g0, 1.0 / (self.grid[:, 1] - g0))
-            self._spacing_key = key
+            self._spacing_key = snapshot(self.grid)
         return self._spacing
 
     def position(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -178,8 +190,7 @@ class BSplineBasis(Basis):
         """Per input and knot interval, the power coefficients of the ``k+1`` non-zero
         B-splines in ``u = (x - t_m) / (t_{m+1} - t_m)``: ``(in*(K-1), k+1 powers, k+1)``,
         and ``1 / (t_{m+1} - t_m)`` as ``(in*(K-1),)`` (0 on empty intervals). Cached."""
-        key = (self.grid._version, self.grid.data_ptr(), self.grid.dtype, self.grid.device)
-        if getattr(self, "_table_key", None) == key:
+        if unchanged(getattr(self, "_table_key", None), self.grid):
             return self._table_value
         n_in, n_knots = self.grid.shape
         size = self.k + 1
@@ -195,7 +206,7 @@ class BSplineBasis(Basis):
         inv_h = torch.where(h > 0, 1.0 / torch.where(h > 0, h, torch.ones_like(h)), 0.0)
         dtype = self.grid.dtype
         value = (coef.reshape(-1, size, size).to(dtype), inv_h.reshape(-1).to(dtype))
-        self._table_value, self._table_key = value, key
+        self._table_value, self._table_key = value, snapshot(self.grid)
         return value
 
     def _local_general(self, x: torch.Tensor, derivative: bool):
@@ -207,10 +218,11 @@ class BSplineBasis(Basis):
             m = torch.where(inside, m, torch.zeros_like(m))
         else:
             inside = None
-        row = m + torch.arange(n_in, device=x.device) * (n_knots - 1)
-        scale = inv_h[row]
-        u = ((x - self.grid[:, :-1].reshape(-1)[row]) * scale).unsqueeze(-1)
-        c = coef[row]  # (N, in, P, R)
+        row = (m + torch.arange(n_in, device=x.device) * (n_knots - 1)).flatten()
+        scale = inv_h.index_select(0, row).view_as(x)
+        left = self.grid[:, :-1].reshape(-1).index_select(0, row).view_as(x)
+        u = ((x - left) * scale).unsqueeze(-1)
+        c = coef.index_select(0, row).view(*x.shape, self.k + 1, self.k + 1)  # (N, in, P, R)
         vals = c[..., -1, :]
         for p in range(self.k - 1, -1, -1):
             vals = vals * u + c[..., p, :]

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import ShapeError
-from .basis import Basis, BSplineBasis, cardinal_columns, clip_local
+from .basis import Basis, BSplineBasis, cardinal_columns, clip_local, snapshot, unchanged
 
 BASE_FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "silu": torch.nn.functional.silu,
@@ -186,10 +186,9 @@ class KANLayer(nn.Module):
     @property
     def active(self) -> bool:
         """Whether any edge is on (cached per mask version: no device sync per forward)."""
-        key = (self.mask._version, self.mask.data_ptr())
-        if getattr(self, "_active_key", None) != key:
+        if not unchanged(getattr(self, "_active_key", None), self.mask):
             self._active_value = bool((self.mask != 0).any())
-            self._active_key = key
+            self._active_key = snapshot(self.mask)
         return self._active_value
 
     # --- evaluation -------------------------------------------------------------------------

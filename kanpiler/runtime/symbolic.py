@@ -21,6 +21,7 @@ from torch import nn
 
 from .. import library
 from ..errors import KanpilerError, ShapeError
+from .basis import snapshot, unchanged
 
 ZERO = "0"
 
@@ -52,9 +53,19 @@ class SymbolicLayer(nn.Module):
         self.affine = nn.Parameter(affine)
         self.register_buffer("mask", torch.zeros(shape, dtype=dtype, device=device))
         self.register_buffer("fn_ids", torch.zeros(shape, dtype=torch.long, device=device))
-        self.fn_names: list[str] = [ZERO]
         self._groups_key: tuple | None = None
+        self.fn_names = [ZERO]
         self._groups: list[tuple[library.Function, torch.Tensor, torch.Tensor]] = []
+
+    @property
+    def fn_names(self) -> list[str]:
+        """Function names indexed by ``fn_ids`` (``fn_names[0] == "0"``)."""
+        return self._fn_names
+
+    @fn_names.setter
+    def fn_names(self, names: list[str]) -> None:
+        self._fn_names = list(names)
+        self._groups_key = None
 
     # --- assignment ---------------------------------------------------------------------------
 
@@ -110,8 +121,7 @@ class SymbolicLayer(nn.Module):
 
         Recomputed only when ``mask`` or ``fn_ids`` changed (tracked by tensor versions).
         """
-        key = (self.mask._version, self.fn_ids._version, id(self.mask), id(self.fn_ids))
-        if key != self._groups_key:
+        if not unchanged(self._groups_key, self.mask, self.fn_ids):
             ids = torch.where(self.mask != 0, self.fn_ids, torch.zeros_like(self.fn_ids))
             flat = ids.flatten()
             groups = []
@@ -120,7 +130,7 @@ class SymbolicLayer(nn.Module):
                     continue
                 edges = torch.nonzero(flat == fid).flatten()
                 groups.append((library.get(self.fn_names[fid]), edges, edges // self.out_features))
-            self._groups, self._groups_key = groups, key
+            self._groups, self._groups_key = groups, snapshot(self.mask, self.fn_ids)
         return self._groups
 
     @property
