@@ -1,8 +1,9 @@
 """Speed and memory of one KAN layer / a small MultKAN: kanpiler vs pykan vs inkan vs a floor.
 
 Method: for each shape, the median wall time of ``forward + backward`` (loss = sum of the
-outputs, gradients w.r.t. the inputs and all parameters) over ``--repeats`` runs after
-``--warmup`` runs, in one process, one method after the other. The *floor* is the same dense
+outputs, gradients w.r.t. the inputs and all parameters) over ``--repeats`` rounds after
+``--warmup`` rounds, in one process; each round runs every method once (round-robin), so
+changes of machine load affect all methods alike. The *floor* is the same dense
 matrix product a KAN layer needs, ``[silu(x) | B(x)] @ W`` with shapes
 ``(N, in*(G+k+1)) @ (in*(G+k+1), out)``, forward and backward, on a precomputed basis ``B``
 that requires grad: no KAN can be faster while materialising its basis. Memory: on CPU, the
@@ -40,19 +41,6 @@ K = 3
 def _sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
-
-
-def timed(step: Callable[[], None], device: str, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def saved_bytes(forward: Callable[[], torch.Tensor], device: str) -> int:
@@ -145,26 +133,39 @@ METHODS = {
 }
 
 
-def measure(name: str, make, shape, device: str, warmup: int, repeats: int) -> dict:
+def measure_all(shape, device: str, warmup: int, repeats: int) -> list[dict]:
+    """Every method on one shape, timed round-robin (one step of each method per round, so a
+    change of machine load hits all methods alike); median per method."""
     _, batch, width, grid = shape
-    try:
-        forward = make(batch, width, grid, device)
-    except ImportError:
-        return {"method": name, "status": "not installed"}
-    try:
-        with _in_tempdir():
-            step = lambda: forward().sum().backward()  # noqa: E731
-            seconds = timed(step, device, warmup, repeats)
-            memory = saved_bytes(forward, device)
-    except Exception as err:  # an anchor that fails on this shape is reported, not fatal
-        return {"method": name, "status": f"failed: {type(err).__name__}: {err}"[:60]}
-    return {"method": name, "seconds": seconds, "bytes": memory}
+    rows, steps = [], {}
+    for name, make in METHODS.items():
+        try:
+            with _in_tempdir():
+                forward = make(batch, list(width), grid, device)
+                steps[name] = forward
+                rows.append({"method": name, "bytes": saved_bytes(forward, device)})
+        except ImportError:
+            rows.append({"method": name, "status": "not installed"})
+        except Exception as err:  # an anchor failing on a shape is reported, not fatal
+            rows.append({"method": name, "status": f"failed: {type(err).__name__}: {err}"[:70]})
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for rnd in range(warmup + repeats):
+        for name, forward in steps.items():
+            t0 = time.perf_counter()
+            forward().sum().backward()
+            _sync(device)
+            if rnd >= warmup:
+                times[name].append(time.perf_counter() - t0)
+    for row in rows:
+        if row["method"] in times:
+            row["seconds"] = statistics.median(times[row["method"]])
+    return rows
 
 
 def machine(device: str, threads: int) -> str:
     cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in open("/proc/cpuinfo"):
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
@@ -176,8 +177,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print("kanpiler bench_layer: forward+backward, median of", args.repeats, "runs")
@@ -185,9 +186,7 @@ def main() -> None:
     for shape in SHAPES:
         print(f"\n{shape[0]}, batch {shape[1]}")
         print(f"  {'method':<12} {'median ms':>10} {'x floor':>8} {'memory MB':>10} {'x floor':>8}")
-        rows = [
-            measure(n, m, shape, args.device, args.warmup, args.repeats) for n, m in METHODS.items()
-        ]
+        rows = measure_all(shape, args.device, args.warmup, args.repeats)
         floor = rows[0]
         for row in rows:
             if "seconds" not in row:

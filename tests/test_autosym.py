@@ -163,3 +163,15 @@ def test_speed_15_edges_1000_samples(capsys: pytest.CaptureFixture) -> None:
         print(
             f"\nauto_symbolic: 15 edges x {report.n_functions} functions, 1000 samples: {seconds:.2f} s"
         )
+
+
+def test_plot_shows_fitted_candidates() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    m = spline_model({(0, 0): ("sin", 2.0, 0.0, 1.0, 0.0)}, [1, 1])
+    report = auto_symbolic(m, progress=False)
+    m.unfix_symbolic(0, 0, 0)  # show the spline curve with its fitted candidate as title
+    fig = m.plot(candidates=report.candidates())
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any(t.startswith("sin (r²=1.000") for t in titles), titles

@@ -23,7 +23,7 @@ import torch
 from .. import library
 from ..errors import KanpilerError
 from .canonical import canonical_affine
-from .curvefit import fit_curves
+from .curvefit import CurveFits, fit_curves
 from .pairfit import fit_pair
 
 __all__ = ["auto_symbolic", "SymbolicReport", "EdgeFit", "resolve_library"]
@@ -163,18 +163,25 @@ def auto_symbolic(
     with status ``"sum"`` (see :class:`EdgeFit`). An edge whose best r² is below
     ``r2_threshold`` keeps its spline. Returns a :class:`SymbolicReport`, also stored as
     ``model.symbolic_report`` (``to_graph`` shows its candidates).
+
+    >>> import torch
+    >>> from kanpiler.runtime import MultKAN
+    >>> m = MultKAN([1, 1], grid=20, dtype=torch.float64, numeric=False)
+    >>> m.set_symbolic(0, 0, 0, "sin", a=2.0)
+    >>> m.symbolic_to_spline(x=torch.tensor([[-1.0], [1.0]], dtype=torch.float64))
+    >>> report = auto_symbolic(m, progress=False)
+    >>> report.edges[0].fn, report.edges[0].status, round(report.edges[0].params[0], 3)
+    ('sin', 'symbolic', 2.0)
     """
     start = time.perf_counter()
     fns = resolve_library(library, extra)
+    opts = _Options(weight_simple, r2_threshold, flat_tol, top, pairs)
     results: list[EdgeFit] = []
-    samples = _edge_samples(model, x, n_grid)
     bar = _progress(progress, model.depth)
-    for li, (acts, vals) in enumerate(samples):
+    for li, (acts, vals) in enumerate(_edge_samples(model, x, n_grid)):
         edges = _spline_edges(model, li)
         if edges:
-            opts = {"weight_simple": weight_simple, "r2_threshold": r2_threshold,
-                    "flat_tol": flat_tol, "top": top, "pairs": pairs}  # fmt: skip
-            results += _fit_layer(model, li, edges, acts, vals, fns, **opts)
+            results += _fit_layer(model, li, edges, acts, vals, fns, opts)
         bar.update(1)
     bar.close()
     report = SymbolicReport(results, time.perf_counter() - start, len(fns))
@@ -182,6 +189,15 @@ def auto_symbolic(
     if verbose:
         print(report)
     return report
+
+
+@dataclass(frozen=True)
+class _Options:
+    weight_simple: float
+    r2_threshold: float
+    flat_tol: float
+    top: int
+    pairs: bool
 
 
 def _progress(enabled: bool, total: int) -> Any:
@@ -200,7 +216,15 @@ def _score(r2: float, complexity: int, weight_simple: float) -> float:
     return math.log10(max(1.0 - r2, 1e-12)) + weight_simple * complexity
 
 
-def _try_pair(xe, ye, fns, fits, e, best, weight_simple) -> tuple | None:
+def _try_pair(
+    xe: torch.Tensor,
+    ye: torch.Tensor,
+    fns: list[library.Function],
+    fits: CurveFits,
+    e: int,
+    best: Candidate | None,
+    weight_simple: float,
+) -> tuple | None:
     """A two-term fit of edge ``e`` if it scores better than the single best ``best``."""
     if best is not None and best[1] > 1 - 1e-6:
         return None
@@ -208,53 +232,71 @@ def _try_pair(xe, ye, fns, fits, e, best, weight_simple) -> tuple | None:
     if pair is None:
         return None
     cx = sum(fns[k].complexity for k, *_ in pair.terms) + 1
-    if best is not None and _score(pair.r2, cx, weight_simple) >= _score(
-        best[1], best[2], weight_simple
-    ):
+    ours = _score(pair.r2, cx, weight_simple)
+    if best is not None and ours >= _score(best[1], best[2], weight_simple):
         return None
     terms = [(fns[k].name, a, b, c) for k, a, b, c in pair.terms]
     return ("+".join(t[0] for t in terms), pair.r2, cx, (0.0, 0.0, 0.0, pair.d), terms)
 
 
+def _candidates(
+    fits: CurveFits, e: int, fns: list[library.Function], opts: _Options
+) -> list[Candidate]:
+    """The ``top`` best single-function fits of edge ``e``, best first, canonical params."""
+    out = []
+    for k in _choose(fits.r2[e], fns, opts.weight_simple)[: opts.top]:
+        r2 = float(fits.r2[e, k])
+        if r2 > -math.inf:
+            params = canonical_affine(fns[k].name, *fits.params[e, k].tolist())
+            out.append((fns[k].name, r2, fns[k].complexity, params))
+    return out
+
+
+def _decide(
+    edge: tuple[int, int, int],
+    xe: torch.Tensor,
+    ye: torch.Tensor,
+    fits: CurveFits,
+    e: int,
+    fns: list[library.Function],
+    opts: _Options,
+) -> EdgeFit:
+    """The outcome for one non-flat edge: symbolic, a two-term sum, or kept spline."""
+    cands = _candidates(fits, e, fns, opts)
+    best = cands[0] if cands else None
+    pair = _try_pair(xe, ye, fns, fits, e, best, opts.weight_simple) if opts.pairs else None
+    if pair is not None and pair[1] >= opts.r2_threshold:
+        return EdgeFit(*edge, *pair[:4], status="sum", runner_ups=cands, terms=pair[4])
+    if best is None or best[1] < opts.r2_threshold:
+        best = best or ("none", -math.inf, 0, (1.0, 0.0, 1.0, 0.0))
+        return EdgeFit(*edge, *best, status="spline", runner_ups=cands[1:])
+    return EdgeFit(*edge, *best, status="symbolic", runner_ups=cands[1:])
+
+
 def _fit_layer(
-    model, li, edges, acts, vals, fns, *, weight_simple, r2_threshold, flat_tol, top, pairs
-):
+    model: Any,
+    li: int,
+    edges: list[tuple[int, int]],
+    acts: torch.Tensor,
+    vals: torch.Tensor,
+    fns: list[library.Function],
+    opts: _Options,
+) -> list[EdgeFit]:
+    """Fit all spline ``edges`` of layer ``li`` at once and lock the ones that fit."""
     ii = torch.tensor([e[0] for e in edges], device=acts.device)
     jj = torch.tensor([e[1] for e in edges], device=acts.device)
     xs = acts[:, ii].T.to(torch.float64)  # (E, N)
     ys = vals[:, ii, jj].T.to(torch.float64)
-    spread = ys.std(dim=1)
-    flat = spread <= flat_tol * max(float(vals.abs().amax()), 1e-300)
+    flat = ys.std(dim=1) <= opts.flat_tol * max(float(vals.abs().amax()), 1e-300)
     fits = fit_curves(xs, ys, fns)
-    out, to_set = [], []
+    out = []
     for e, (i, j) in enumerate(edges):
-        if flat[e]:
-            d = float(ys[e].mean())
-            out.append(EdgeFit(li, i, j, "x", 1.0, 0, (0.0, 0.0, 0.0, d), "flat"))
-            to_set.append((i, j, "x", 0.0, 0.0, 0.0, d))
-            continue
-        order = _choose(fits.r2[e], fns, weight_simple)
-        cands = []
-        for k in order[:top]:
-            r2 = float(fits.r2[e, k])
-            if r2 > -math.inf:
-                params = canonical_affine(fns[k].name, *fits.params[e, k].tolist())
-                cands.append((fns[k].name, r2, fns[k].complexity, params))
-        pair = (
-            _try_pair(xs[e], ys[e], fns, fits, e, cands[0] if cands else None, weight_simple)
-            if pairs
-            else None
-        )
-        if pair is not None and pair[1] >= r2_threshold:
-            out.append(EdgeFit(li, i, j, *pair[:4], status="sum", runner_ups=cands, terms=pair[4]))
-            continue
-        if not cands or cands[0][1] < r2_threshold:
-            best = cands[0] if cands else ("none", -math.inf, 0, (1.0, 0.0, 1.0, 0.0))
-            out.append(EdgeFit(li, i, j, *best, status="spline", runner_ups=cands[1:]))
-            continue
-        fn, r2, cx, params = cands[0]
-        out.append(EdgeFit(li, i, j, fn, r2, cx, params, "symbolic", cands[1:]))
-        to_set.append((i, j, fn, *params))
-    if to_set:
-        model.set_edges(li, to_set)
+        if flat[e]:  # the constant d, written as x with a = c = 0
+            const = (0.0, 0.0, 0.0, float(ys[e].mean()))
+            out.append(EdgeFit(li, i, j, "x", 1.0, 0, const, "flat"))
+        else:
+            out.append(_decide((li, i, j), xs[e], ys[e], fits, e, fns, opts))
+    locked = [(f.i, f.j, f.fn, *f.params) for f in out if f.status in ("symbolic", "flat")]
+    if locked:
+        model.set_edges(li, locked)
     return out

@@ -72,7 +72,7 @@ def _grid_search(xs: torch.Tensor, y: torch.Tensor, fn: Function) -> tuple[torch
     return A[best], B[best], c[pick], d[pick], r2[pick]
 
 
-def _value_and_slope(fn: Function, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def value_and_slope(fn: Function, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.enable_grad():
         u = u.detach().requires_grad_(True)
         z = fn.safe_fn(u)
@@ -95,7 +95,7 @@ def _levenberg_marquardt(
     loss = _sse(fn, p, x, y)
     for _ in range(steps):
         a, b, c, d = p.unbind(-1)
-        z, dz = _value_and_slope(fn, a[:, None] * x + b[:, None])
+        z, dz = value_and_slope(fn, a[:, None] * x + b[:, None])
         r = c[:, None] * z + d[:, None] - y
         J = torch.stack([c[:, None] * dz * x, c[:, None] * dz, z, torch.ones_like(z)], -1)
         JtJ = J.transpose(1, 2) @ J

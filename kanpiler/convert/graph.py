@@ -36,6 +36,8 @@ from typing import Any
 import networkx as nx
 import torch
 
+from ..errors import KanpilerError
+
 __all__ = ["to_graph", "node_id", "output_nodes"]
 
 
@@ -114,6 +116,8 @@ def _add_edges(g: nx.DiGraph, model: Any, candidates: dict, sums: dict) -> None:
 
 def to_graph(model: Any) -> nx.DiGraph:
     """The model as a networkx graph (see the module docstring for the id scheme)."""
+    if not (hasattr(model, "symbolic") and hasattr(model, "mult_arity")):
+        raise KanpilerError(f"to_graph needs a kanpiler MultKAN, got {type(model).__name__}")
     g = nx.DiGraph(kind="kan", variables=tuple(model.variables), depth=model.depth,
                    width=[list(w) for w in model.width])  # fmt: skip
     report = getattr(model, "symbolic_report", None)

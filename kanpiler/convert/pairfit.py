@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from ..library import Function
-from .curvefit import CurveFits, _value_and_slope
+from .curvefit import CurveFits, value_and_slope
 
 NATURAL_A = (1.0, 2.0, 0.5, math.pi, 2 * math.pi, -1.0)
 
@@ -73,13 +73,20 @@ def _jacobian(fns: list[Function], ks: tuple[int, int], p: torch.Tensor, x: torc
     cols, value = [], p[6] + torch.zeros_like(x)
     for t, k in enumerate(ks):
         a, b, c = p[3 * t : 3 * t + 3]
-        z, dz = _value_and_slope(fns[k], a * x + b)
+        z, dz = value_and_slope(fns[k], a * x + b)
         value = value + c * z
         cols += [c * dz * x, c * dz, z]
     return value, torch.stack([*cols, torch.ones_like(x)], 1)
 
 
-def _refine(fns: list[Function], ks: tuple[int, int], p: torch.Tensor, x, y, steps: int):
+def _refine(
+    fns: list[Function],
+    ks: tuple[int, int],
+    p: torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    steps: int,
+) -> tuple[torch.Tensor, float]:
     """Levenberg-Marquardt on ``(a1, b1, c1, a2, b2, c2, d)`` for one curve."""
 
     def sse(q: torch.Tensor) -> float:

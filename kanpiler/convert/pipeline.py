@@ -6,6 +6,7 @@ formula(s), the symbolic model, the fitting report and the final RMSE. Stage: co
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import sympy
 import torch
 
-from ..errors import KanpilerError
+from ..errors import KanpilerError, ShapeError
 from .autosym import SymbolicReport, auto_symbolic
 from .canonical import canonical_affine
 from .constants import snap_constants
@@ -116,18 +117,29 @@ def symbolic_pipeline(
     rtol: float = 1e-2,
     progress: bool = False,
 ) -> PipelineResult:
-    """Prune ``model`` (a copy), fit every edge, fine-tune the constants, return the formula.
+    """Prune a copy of ``model``, fit every edge, fine-tune the constants, return the formula.
 
-    ``rtol`` is the tolerance for proposing closed forms of learned constants; each proposal
-    (and dropping tiny terms) is kept only if the formula still fits the data
-    (:func:`snap_on_data`). Raises a
-    ``KanpilerError`` if an edge could not be fitted above ``r2_threshold`` (the report in
-    the message names it).
+    ``model`` itself is never changed; ``result.model`` is the fitted copy. Steps: prune ->
+    :func:`auto_symbolic` -> LBFGS on the symbolic ``a, b, c, d`` -> formula -> constants
+    refitted to ``(x, y)`` -> each constant snapped to 0 or a closed form within ``rtol`` if
+    the data agree (:func:`~kanpiler.convert.fitconst.snap_on_data`) -> simplified.
+
+    >>> result = symbolic_pipeline(model, x, y)  # doctest: +SKIP
+    >>> result.formula  # doctest: +SKIP
+    [exp(y**2 + sin(pi*x))]
+
+    Raises a ``KanpilerError`` if an edge could not be fitted above ``r2_threshold`` (the
+    report in the message names it).
     """
     x = torch.as_tensor(x, dtype=model.dtype, device=model.device)
-    y = torch.as_tensor(y, dtype=model.dtype, device=model.device).reshape(x.shape[0], -1)
-    if prune:
-        model = model.prune(x, **(prune_kwargs or {}))
+    y = torch.as_tensor(y, dtype=model.dtype, device=model.device)
+    if x.dim() != 2 or y.shape[0] != x.shape[0] or y.numel() != x.shape[0] * model.n_outputs:
+        raise ShapeError(
+            f"symbolic_pipeline: x must be (N, {model.n_inputs}) and y (N, {model.n_outputs}); "
+            f"got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    y = y.reshape(x.shape[0], -1)
+    model = model.prune(x, **(prune_kwargs or {})) if prune else copy.deepcopy(model)
     report = auto_symbolic(model, library, x=x, r2_threshold=r2_threshold,
                            weight_simple=weight_simple, progress=progress)  # fmt: skip
     left = [e for e in report.edges if e.status == "spline"]
