@@ -2,8 +2,10 @@
 
 Method: for each shape, the median wall time of ``forward + backward`` (loss = sum of the
 outputs, gradients w.r.t. the inputs and all parameters) over ``--repeats`` rounds after
-``--warmup`` rounds, in one process; each round runs every method once (round-robin), so
-changes of machine load affect all methods alike. The *floor* is the same dense
+``--warmup`` rounds. Each method runs in its own Python process (threads one library leaves
+behind, e.g. torch.compile's OpenMP pool, must not slow another), round-robin with a floor
+measured in the same process (one step of each per round, so a change of machine load hits
+both alike); ratios are to that floor. The *floor* is the same dense
 matrix product a KAN layer needs, ``[silu(x) | B(x)] @ W`` with shapes
 ``(N, in*(G+k+1)) @ (in*(G+k+1), out)``, forward and backward, on a precomputed basis ``B``
 that requires grad: no KAN can be faster while materialising its basis. Memory: on CPU, the
@@ -19,9 +21,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -133,12 +138,14 @@ METHODS = {
 }
 
 
-def measure_all(shape, device: str, warmup: int, repeats: int) -> list[dict]:
+def measure_all(shape, device: str, warmup: int, repeats: int, methods: list[str]) -> list[dict]:
     """Every method on one shape, timed round-robin (one step of each method per round, so a
     change of machine load hits all methods alike); median per method."""
     _, batch, width, grid = shape
     rows, steps = [], {}
     for name, make in METHODS.items():
+        if name not in methods and name != "floor":
+            continue
         try:
             with _in_tempdir():
                 forward = make(batch, list(width), grid, device)
@@ -173,29 +180,63 @@ def machine(device: str, threads: int) -> str:
     return f"{cpu}{gpu}; torch {torch.__version__}; {threads} thread(s); device {device}"
 
 
+def run_method(name: str, args: argparse.Namespace) -> list[dict]:
+    """One method (and its own floor) on every shape, in a fresh Python process, so threads
+    left behind by one library (e.g. torch.compile's OpenMP pool) never slow another."""
+    cmd = [sys.executable, __file__, "--worker", name, "--device", args.device]
+    cmd += ["--threads", str(args.threads), "--warmup", str(args.warmup)]
+    cmd += ["--repeats", str(args.repeats)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return [{"method": name, "status": f"failed: {tail}"[:70]} for _ in SHAPES]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def worker(name: str, args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    results = []
+    for shape in SHAPES:
+        rows = measure_all(shape, args.device, args.warmup, args.repeats, [name])
+        floor, row = rows[0], rows[-1]
+        if "seconds" in row:
+            row["ratio"] = row["seconds"] / floor["seconds"]
+            row["mem_ratio"] = row["bytes"] / floor["bytes"]
+        results.append(row)
+    print(json.dumps(results))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    print("kanpiler bench_layer: forward+backward, median of", args.repeats, "runs")
+    if args.worker:
+        worker(args.worker, args)
+        return
+    print(f"kanpiler bench_layer: forward+backward, median of {args.repeats} rounds;")
+    print("each method runs in its own process, round-robin with a floor measured beside it")
     print("machine:", machine(args.device, args.threads))
-    for shape in SHAPES:
+    names = [n for n in args.methods.split(",") if n in METHODS]
+    table = {name: run_method(name, args) for name in names if name != "floor"}
+
+    for pos, shape in enumerate(SHAPES):
         print(f"\n{shape[0]}, batch {shape[1]}")
-        print(f"  {'method':<12} {'median ms':>10} {'x floor':>8} {'memory MB':>10} {'x floor':>8}")
-        rows = measure_all(shape, args.device, args.warmup, args.repeats)
-        floor = rows[0]
-        for row in rows:
+        head = f"  {'method':<12} {'median ms':>10} {'x floor':>8} {'memory MB':>10} {'x floor':>8}"
+        print(head)
+        for name, rows in table.items():
+            row = rows[pos]
             if "seconds" not in row:
-                print(f"  {row['method']:<12} {row['status']}")
+                print(f"  {name:<12} {row.get('status', 'failed')}")
                 continue
+            floor_ms = row["seconds"] / row["ratio"] * 1e3
             print(
-                f"  {row['method']:<12} {row['seconds'] * 1e3:>10.2f} "
-                f"{row['seconds'] / floor['seconds']:>8.2f} {row['bytes'] / 2**20:>10.1f} "
-                f"{row['bytes'] / floor['bytes']:>8.2f}"
+                f"  {name:<12} {row['seconds'] * 1e3:>10.2f} {row['ratio']:>8.2f} "
+                f"{row['bytes'] / 2**20:>10.1f} {row['mem_ratio']:>8.2f}   (floor {floor_ms:.2f} ms)"
             )
 
 

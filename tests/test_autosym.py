@@ -175,3 +175,32 @@ def test_plot_shows_fitted_candidates() -> None:
     fig = m.plot(candidates=report.candidates())
     titles = [ax.get_title() for ax in fig.axes]
     assert any(t.startswith("sin (r²=1.000") for t in titles), titles
+
+
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=[
+            pytest.mark.cuda,
+            pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_devices_and_dtypes(device: str, dtype: torch.dtype) -> None:
+    from kanpiler.convert import tree
+
+    m = MultKAN([2, 1], grid=20, dtype=dtype, device=device, numeric=False, variables=["x", "y"])
+    m.set_edges(0, [(0, 0, "sin", 2.0, 0.0, 1.0, 0.0), (1, 0, "x^2", 1.0, 0.0, 1.0, 0.0)])
+    m.symbolic_to_spline(x=torch.tensor([[-1.0, -1.0], [1.0, 1.0]], dtype=dtype, device=device))
+    x = torch.rand(300, 2, generator=_gen(), dtype=dtype).to(device) * 2 - 1
+    report = auto_symbolic(m, x=x, progress=False)
+    assert [e.fn for e in report.edges] == ["sin", "x^2"]
+    (f,) = model_to_sympy(m, rtol=1e-3, atol=1e-5)
+    xs, ys = sympy.symbols("x y")
+    assert sympy.simplify(f - (sympy.sin(2 * xs) + ys**2)) == 0
+    assert tree(m, x).graph["skeleton"] == "f = x + y"

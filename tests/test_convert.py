@@ -190,3 +190,11 @@ def test_corpus_round_trip(capsys: pytest.CaptureFixture) -> None:
               f"{symbolic_equal} simplify(found - truth) == 0, {numeric_only} equal on random "
               f"points without new floats, {len(wrong)} wrong")  # fmt: skip
     assert not wrong, wrong
+
+
+def test_kanpiler_render_draws_converter_graphs() -> None:
+    from kanpiler.convert import tree
+
+    assert "exp(x)" in kanpiler.render(to_graph(sym_model())).source
+    X = torch.rand(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert "Mul" in kanpiler.render(tree(lambda v: v[:, 0] * v[:, 1], X, ["x", "y"])).source

@@ -50,7 +50,8 @@ def _tune(
     keys = [d for d in values if d in expr.free_symbols]
     if not keys or steps <= 0:
         return values
-    theta = torch.tensor([values[d] for d in keys], dtype=y.dtype, requires_grad=True)
+    theta = torch.tensor([values[d] for d in keys], dtype=y.dtype, device=y.device)
+    theta.requires_grad_(True)
     opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe",
                             tolerance_grad=1e-12, tolerance_change=1e-15)  # fmt: skip
 
