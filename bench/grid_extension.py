@@ -31,15 +31,20 @@ def main() -> None:
     parser.add_argument("--grids", default="3,5,10,20,50,100")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-train", type=int, default=1000)
+    parser.add_argument("--n-test", type=int, default=1000)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(args.seed)
-    x = torch.rand(1000, 2, generator=gen, dtype=torch.float64) * 2 - 1
-    x_test = torch.rand(1000, 2, generator=gen, dtype=torch.float64) * 2 - 1
+    x = torch.rand(args.n_train, 2, generator=gen, dtype=torch.float64) * 2 - 1
+    x_test = torch.rand(args.n_test, 2, generator=gen, dtype=torch.float64) * 2 - 1
     y, y_test = target(x), target(x_test)
     grids = [int(g) for g in args.grids.split(",")]
     print("grid extension: [2,5,1] MultKAN, exp(sin(pi*x) + y^2), float64, LBFGS,")
-    print(f"{args.steps} steps per grid, 1000 train / 1000 test points, {args.threads} thread(s)")
+    print(
+        f"{args.steps} steps per grid, {args.n_train} train / {args.n_test} test points, "
+        f"{args.threads} thread(s)"
+    )
     print(f"{'grid':>5} {'train RMSE':>12} {'test RMSE':>12} {'params':>7} {'seconds':>8}")
     model = MultKAN([2, 5, 1], grid=grids[0], k=3, seed=args.seed, dtype=torch.float64)
     for pos, grid in enumerate(grids):

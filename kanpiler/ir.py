@@ -35,11 +35,11 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from fractions import Fraction
-from typing import Any, Union
+from typing import Any
 
 from .errors import KanpilerError
 
-Number = Union[int, float, Fraction]
+Number = int | float | Fraction
 
 
 class Op(Enum):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -86,7 +86,7 @@ class Row:
         return y.real.astype(np.float64)
 
 
-@lru_cache(maxsize=None)
+@cache
 def rows() -> tuple[Row, ...]:
     out = []
     for fname in FILES:
@@ -106,7 +106,9 @@ def rows() -> tuple[Row, ...]:
     return tuple(out)
 
 
-def real_rows(n: int = 64, seed: int = 0) -> tuple[list[tuple[Row, np.ndarray, np.ndarray]], list[Row]]:
+def real_rows(
+    n: int = 64, seed: int = 0
+) -> tuple[list[tuple[Row, np.ndarray, np.ndarray]], list[Row]]:
     """(rows with a real reference on n sampled points as (row, X, y), skipped rows)."""
     kept, skipped = [], []
     for row in rows():

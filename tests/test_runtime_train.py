@@ -29,7 +29,7 @@ def test_lbfgs_fits_the_kan_paper_function() -> None:
     x_test, y_test = _data(1)
     model = MultKAN([2, 5, 1], grid=3, k=3, seed=0, dtype=torch.float64)
     model.fit(x, y, steps=20, progress=False)
-    model = model.refine(10, x)  # grid extension, as in the KAN paper
+    model = model.refine(20, x)  # grid extension, as in the KAN paper
     history = kanpiler.fit(model, x, y, steps=20, x_test=x_test, y_test=y_test, progress=False)
     test = rmse(model, x_test, y_test)
     assert history["test_rmse"][-1] == pytest.approx(test, rel=1e-9)

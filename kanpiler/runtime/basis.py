@@ -159,26 +159,16 @@ class BSplineBasis(Basis):
 
     def _local_uniform(self, x: torch.Tensor, derivative: bool):
         m, u, inv_h = self.position(x)
-        h = 1.0 / inv_h
         n_knots = self.grid.shape[1]
         lo, hi = torch.aminmax(m) if m.numel() else (m.new_zeros(()), m.new_zeros(()))
         inside = None
         if not (lo >= 0 and hi < n_knots - 1):  # some points outside the knot span (or NaN)
             inside = (m >= 0) & (m < n_knots - 1)
             m = torch.where(inside, m, torch.zeros_like(m))
-        mats = _cardinal_matrices(self.k, x.dtype, x.device)
-        powers = torch.stack([u**p for p in range(self.k + 1)], dim=-1) if self.k else None
-        if self.k == 3:
-            vals = cubic_values(u)
-            dvals = cubic_derivatives(u, h) if derivative else None
-        elif powers is None:
-            vals = torch.ones_like(u).unsqueeze(-1)
-            dvals = torch.zeros_like(vals) if derivative else None
-        elif derivative:
-            both = powers @ mats
-            vals, dvals = both[..., : self.k + 1], both[..., self.k + 1 :] / h.unsqueeze(-1)
-        else:
-            vals, dvals = powers @ mats[:, : self.k + 1], None
+        vals = _stack_last(cardinal_columns(u, self.k))
+        dvals = None
+        if derivative:
+            dvals = _stack_last(cardinal_columns(u, self.k, derivative=True)) * inv_h.unsqueeze(-1)
         if inside is not None:
             keep = inside.unsqueeze(-1)
             vals = torch.where(keep, vals, torch.zeros_like(vals))
@@ -290,9 +280,9 @@ def cubic_columns(u: torch.Tensor) -> list[torch.Tensor]:
     return [b0, b1, 1 - b0 - b1 - b3, b3]
 
 
-def cubic_values(u: torch.Tensor) -> torch.Tensor:
-    """``(..., 4)``: :func:`cubic_columns` stacked on a last dimension."""
-    return torch.stack(cubic_columns(u), dim=0).movedim(0, -1)
+def _stack_last(cols: list[torch.Tensor]) -> torch.Tensor:
+    """``(..., len(cols))`` from equally shaped tensors (stacking on dim 0 is the fast copy)."""
+    return torch.stack(cols, dim=0).movedim(0, -1)
 
 
 def cardinal_columns(u: torch.Tensor, k: int, derivative: bool = False) -> list[torch.Tensor]:
@@ -320,10 +310,6 @@ def cubic_terms(u: torch.Tensor) -> list[torch.Tensor]:
     return [d0, d1, -(d0 + d1 + d3), d3]
 
 
-def cubic_derivatives(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    return torch.stack(cubic_terms(u), dim=0).movedim(0, -1) / h.unsqueeze(-1)
-
-
 @lru_cache(maxsize=64)
 def _cardinal_float64(k: int) -> torch.Tensor:
     """``(k+1, 2k+2)``: power-of-``u`` coefficients of the k+1 cardinal B-spline pieces.
@@ -349,10 +335,6 @@ def _cardinal_float64(k: int) -> torch.Tensor:
         der = np.polynomial.polynomial.polyder(poly)
         mat[: len(der), k + 1 + r] = der
     return torch.from_numpy(mat)
-
-
-def _cardinal_matrices(k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    return _cardinal_float64(k).to(dtype=dtype, device=device)
 
 
 def _recips(kn: torch.Tensor, p: int, k: int) -> list[torch.Tensor | None]:

@@ -122,6 +122,7 @@ def fit(
     freq = max(1, int(stop_grid_update_step / max(grid_update_num, 1)))
     history: History = {"train_rmse": [], "test_rmse": [], "reg": []}
     best = (math.inf, None, -1)
+    scale = 0.0
     from tqdm.auto import tqdm
 
     bar = tqdm(range(steps), disable=not progress, desc="fit", leave=False)
@@ -132,6 +133,9 @@ def fit(
         if update_grid and grid_step:
             model.update_grid(xb)
         closure = _Closure(model, optimizer, loss_fn, xb, yb, lamb, lamb_l1, lamb_entropy)
+        if opt == "LBFGS":
+            scale = scale or _lbfgs_scale(closure)
+            closure.scale = scale
         loss = optimizer.step(closure)
         if loss is not None and not torch.isfinite(loss):
             raise FitError(f"training diverged at step {step}: the loss is {float(loss)}")
@@ -161,6 +165,7 @@ class _Closure:
         self.xb, self.yb = xb, yb
         self.lamb, self.lamb_l1, self.lamb_entropy = lamb, lamb_l1, lamb_entropy
         self.reg = 0.0
+        self.scale = 1.0
 
     def __call__(self) -> torch.Tensor:
         self.optimizer.zero_grad()
@@ -170,8 +175,26 @@ class _Closure:
             reg = regularization(self.model, rec, self.lamb_l1, self.lamb_entropy)
             self.reg = float(reg.detach())
             loss = loss + self.lamb * reg
+        loss = loss * self.scale
         loss.backward()
         return loss
+
+
+def _lbfgs_scale(closure: _Closure) -> float:
+    """1 / the initial loss. LBFGS minimises the scaled loss (same minimiser): torch's LBFGS
+    skips curvature pairs with ``y·s <= 1e-10``, which stalls it once an unscaled loss is
+    around 1e-8 (an RMSE of 1e-4)."""
+    with torch.no_grad():
+        pred, rec = closure.model.run(closure.xb, record=closure.lamb > 0)
+        loss = closure.loss_fn(pred, closure.yb)
+        if closure.lamb > 0:
+            loss = loss + closure.lamb * regularization(
+                closure.model, rec, closure.lamb_l1, closure.lamb_entropy
+            )
+    value = float(loss)
+    if not math.isfinite(value):
+        raise FitError(f"the initial loss is {value}: check the data and the model")
+    return 1.0 / max(value, 1e-30)
 
 
 def _snapshot(model: MultKAN) -> dict[str, torch.Tensor]:
