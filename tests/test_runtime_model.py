@@ -142,6 +142,10 @@ def test_fix_symbolic_recovers_affine_parameters() -> None:
     assert (m(x) - target).abs().max() < 1e-4
     r2 = m.fix_symbolic(0, 0, 0, "sin", x=x, a_range=(-3, 3), b_range=(-3, 3), grid_number=61)
     assert r2 > 0.9999
+    a, b, c, d = m.symbolic[0].affine[0, 0].tolist()
+    # c*sin(a*x+b) = (-c)*sin(-a*x-b): the same curve up to the sign of (a, b, c)
+    sign = 1.0 if a > 0 else -1.0
+    assert (sign * a, sign * b, sign * c, d) == pytest.approx((2.0, 1.0, 1.5, 0.25), abs=2e-3)
     assert (m(x) - target).abs().max() < 1e-3
 
 

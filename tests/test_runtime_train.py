@@ -117,3 +117,19 @@ def test_fit_rejects_bad_arguments() -> None:
         model.fit(x, y, steps=1, opt="SGD", progress=False)
     with pytest.raises(ShapeError, match="x_test"):
         model.fit(x, y, steps=1, early_stopping=True, progress=False)
+
+
+def test_threads_are_set_for_the_call_and_restored() -> None:
+    x, y = _data(8, 50)
+    model = MultKAN([2, 1], grid=3, dtype=torch.float64)
+    before = torch.get_num_threads()
+    inside = []
+    model.fit(
+        x,
+        y,
+        steps=2,
+        threads=1,
+        progress=False,
+        log=lambda s, r: inside.append(torch.get_num_threads()),
+    )
+    assert inside == [1, 1] and torch.get_num_threads() == before

@@ -111,8 +111,8 @@ def _layer_forward(model: MultKAN, li: int, h: torch.Tensor) -> torch.Tensor:
         y = y + model.symbolic[li](h)
     if not isinstance(y, torch.Tensor):
         y = torch.zeros(h.shape[0], model.n_subnodes(li + 1), dtype=h.dtype, device=h.device)
-    y = model.subnode_scale[li] * y + model.subnode_bias[li]
-    return model.node_scale[li] * model._nodes(li + 1, y) + model.node_bias[li]
+    y = model._affine(y, model.subnode_scale[li], model.subnode_bias[li])
+    return model._affine(model._nodes(li + 1, y), model.node_scale[li], model.node_bias[li])
 
 
 def refined_knots(old: BSplineBasis, n_intervals: int) -> torch.Tensor:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import ShapeError
+from .basis import snapshot, unchanged
 from .layer import KANLayer
 from .symbolic import SymbolicLayer
 
@@ -136,6 +137,7 @@ class MultKAN(nn.Module):
         self.edge_acts: list[torch.Tensor] | None = None
         self.subnode_acts: list[torch.Tensor] | None = None
         self._mult_index: dict[tuple[int, str], torch.Tensor] = {}
+        self._identity: dict[int, tuple] = {}
 
     # --- layout -------------------------------------------------------------------------------
 
@@ -228,13 +230,25 @@ class MultKAN(nn.Module):
                 rec["acts"].append(x)
                 rec["spline_acts"].append(spline)
                 rec["edge_acts"].append(spline + sym.edge_values(x))
-            y = self.subnode_scale[li] * y + self.subnode_bias[li]
+            y = self._affine(y, self.subnode_scale[li], self.subnode_bias[li])
             if rec is not None:
                 rec["subnode_acts"].append(y)
-            x = self.node_scale[li] * self._nodes(li + 1, y) + self.node_bias[li]
+            x = self._affine(self._nodes(li + 1, y), self.node_scale[li], self.node_bias[li])
         if rec is not None:
             rec["acts"].append(x)
         return x, rec
+
+    def _affine(self, y: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """``scale * y + bias``, skipped when both are frozen at 1 and 0 (checked once per
+        change of the tensors, not per forward)."""
+        if scale.requires_grad or bias.requires_grad:
+            return scale * y + bias
+        key = self._identity.get(id(scale))
+        if key is None or not unchanged(key[0], scale, bias):
+            flag = bool((scale == 1).all() and (bias == 0).all())
+            key = (snapshot(scale, bias), flag)
+            self._identity[id(scale)] = key
+        return y if key[1] else scale * y + bias
 
     def _nodes(self, li: int, y: torch.Tensor) -> torch.Tensor:
         """Node values of node layer ``l`` from its subnode values ``y``."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -97,6 +98,7 @@ def fit(
     seed: int = 0,
     progress: bool = True,
     log: Callable[[int, dict[str, float]], Any] | None = None,
+    threads: int | None = None,
 ) -> History:
     """Train ``model`` in place; return ``{"train_rmse", "test_rmse", "reg"}`` per step.
 
@@ -104,7 +106,8 @@ def fit(
     updated from the current batch every ``stop_grid_update_step // grid_update_num`` steps
     before ``stop_grid_update_step``. ``early_stopping`` (True = 20 steps, or an int patience)
     stops when the test RMSE has not improved for that many steps and restores the best
-    weights. ``log(step, record)`` is called after every step.
+    weights. ``log(step, record)`` is called after every step. ``threads`` sets torch's CPU
+    thread count for the call (restored after): small models train fastest on one thread.
     """
     _check_data(model, x, y, "training data")
     has_test = x_test is not None and y_test is not None
@@ -113,48 +116,96 @@ def fit(
     patience = (20 if early_stopping is True else int(early_stopping)) if early_stopping else 0
     if patience and not has_test:
         raise ShapeError("early_stopping needs x_test and y_test")
-    loss_fn = loss_fn or (lambda pred, target: torch.mean((pred - target) ** 2))
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = _optimizer(opt, params, lr)
-    gen = torch.Generator().manual_seed(int(seed))
-    n = x.shape[0]
-    size = n if batch <= 0 or batch > n else int(batch)
-    freq = max(1, int(stop_grid_update_step / max(grid_update_num, 1)))
-    history: History = {"train_rmse": [], "test_rmse": [], "reg": []}
-    best = (math.inf, None, -1)
-    scale = 0.0
+    if not params:
+        raise FitError("the model has no trainable parameters (every requires_grad is False)")
+    run = _Run(
+        model=model, optimizer=_optimizer(opt, params, lr), opt=opt,
+        loss_fn=loss_fn or (lambda pred, target: torch.mean((pred - target) ** 2)),
+        lamb=(lamb, lamb_l1, lamb_entropy), patience=patience, log=log,
+        data=(x, y, x_test, y_test), gen=torch.Generator().manual_seed(int(seed)),
+        size=x.shape[0] if batch <= 0 or batch > x.shape[0] else int(batch),
+        grid=(update_grid, start_grid_update_step, stop_grid_update_step,
+              max(1, int(stop_grid_update_step / max(grid_update_num, 1)))),
+    )  # fmt: skip
     from tqdm.auto import tqdm
 
     bar = tqdm(range(steps), disable=not progress, desc="fit", leave=False)
-    for step in bar:
-        ids = torch.randperm(n, generator=gen)[:size].to(x.device) if size < n else None
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        for step in bar:
+            record = run.step(step)
+            if progress:
+                bar.set_postfix_str(
+                    f"train {record['train_rmse']:.2e} test {record['test_rmse']:.2e}"
+                )
+            if run.should_stop(step, record):
+                break
+    finally:
+        torch.set_num_threads(old_threads)
+    run.finish()
+    return run.history
+
+
+@dataclass
+class _Run:
+    """The state of one ``fit`` call: optimizer, data, schedule, history, best weights."""
+
+    model: MultKAN
+    optimizer: torch.optim.Optimizer
+    opt: str
+    loss_fn: Callable
+    lamb: tuple[float, float, float]
+    patience: int
+    log: Callable | None
+    data: tuple
+    gen: torch.Generator
+    size: int
+    grid: tuple[bool, int, int, int]
+    scale: float = 0.0
+    best: tuple = (math.inf, None, -1)
+    history: History = field(default_factory=lambda: {"train_rmse": [], "test_rmse": [], "reg": []})
+
+    def step(self, step: int) -> dict[str, float]:
+        x, y, x_test, y_test = self.data
+        n = x.shape[0]
+        ids = (
+            torch.randperm(n, generator=self.gen)[: self.size].to(x.device)
+            if self.size < n
+            else None
+        )
         xb, yb = (x, y) if ids is None else (x[ids], y[ids])
-        grid_step = start_grid_update_step <= step < stop_grid_update_step and step % freq == 0
-        if update_grid and grid_step:
-            model.update_grid(xb)
-        closure = _Closure(model, optimizer, loss_fn, xb, yb, lamb, lamb_l1, lamb_entropy)
-        if opt == "LBFGS":
-            scale = scale or _lbfgs_scale(closure)
-            closure.scale = scale
-        loss = optimizer.step(closure)
+        update, start, stop, freq = self.grid
+        if update and start <= step < stop and step % freq == 0:
+            self.model.update_grid(xb)
+        closure = _Closure(self.model, self.optimizer, self.loss_fn, xb, yb, *self.lamb)
+        if self.opt == "LBFGS":
+            self.scale = self.scale or _lbfgs_scale(closure)
+            closure.scale = self.scale
+        loss = self.optimizer.step(closure)
         if loss is not None and not torch.isfinite(loss):
             raise FitError(f"training diverged at step {step}: the loss is {float(loss)}")
-        record = _evaluate(model, x, y, x_test, y_test)
+        record = _evaluate(self.model, x, y, x_test, y_test)
         record["reg"] = closure.reg
-        for key in history:
-            history[key].append(record[key])
-        if progress:
-            bar.set_postfix_str(f"train {record['train_rmse']:.2e} test {record['test_rmse']:.2e}")
-        if log is not None:
-            log(step, record)
-        if patience:
-            if record["test_rmse"] < best[0]:
-                best = (record["test_rmse"], _snapshot(model), step)
-            elif step - best[2] >= patience:
-                break
-    if patience and best[1] is not None:
-        model.load_state_dict(best[1])
-    return history
+        for key in self.history:
+            self.history[key].append(record[key])
+        if self.log is not None:
+            self.log(step, record)
+        return record
+
+    def should_stop(self, step: int, record: dict[str, float]) -> bool:
+        if not self.patience:
+            return False
+        if record["test_rmse"] < self.best[0]:
+            self.best = (record["test_rmse"], _snapshot(self.model), step)
+            return False
+        return step - self.best[2] >= self.patience
+
+    def finish(self) -> None:
+        if self.patience and self.best[1] is not None:
+            self.model.load_state_dict(self.best[1])
 
 
 class _Closure:
@@ -181,9 +232,9 @@ class _Closure:
 
 
 def _lbfgs_scale(closure: _Closure) -> float:
-    """1 / the initial loss. LBFGS minimises the scaled loss (same minimiser): torch's LBFGS
-    skips curvature pairs with ``y·s <= 1e-10``, which stalls it once an unscaled loss is
-    around 1e-8 (an RMSE of 1e-4)."""
+    """1 / the initial loss when it is below 1 (else 1). LBFGS minimises the scaled loss (same
+    minimiser): torch's LBFGS skips curvature pairs with ``y·s <= 1e-10``, which stalls it
+    once an unscaled loss is around 1e-8 (an RMSE of 1e-4), e.g. after a grid extension."""
     with torch.no_grad():
         pred, rec = closure.model.run(closure.xb, record=closure.lamb > 0)
         loss = closure.loss_fn(pred, closure.yb)
@@ -194,7 +245,7 @@ def _lbfgs_scale(closure: _Closure) -> float:
     value = float(loss)
     if not math.isfinite(value):
         raise FitError(f"the initial loss is {value}: check the data and the model")
-    return 1.0 / max(value, 1e-30)
+    return 1.0 / min(max(value, 1e-30), 1.0)
 
 
 def _snapshot(model: MultKAN) -> dict[str, torch.Tensor]:
