@@ -32,6 +32,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-train", type=int, default=1000)
+    parser.add_argument(
+        "--grid-eps", type=float, default=0.02, help="0: quantile grids, 1: uniform"
+    )
     parser.add_argument("--n-test", type=int, default=1000)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -46,7 +49,9 @@ def main() -> None:
         f"{args.threads} thread(s)"
     )
     print(f"{'grid':>5} {'train RMSE':>12} {'test RMSE':>12} {'params':>7} {'seconds':>8}")
-    model = MultKAN([2, 5, 1], grid=grids[0], k=3, seed=args.seed, dtype=torch.float64)
+    model = MultKAN(
+        [2, 5, 1], grid=grids[0], k=3, seed=args.seed, dtype=torch.float64, grid_eps=args.grid_eps
+    )
     for pos, grid in enumerate(grids):
         t0 = time.perf_counter()
         if pos:

@@ -9,7 +9,7 @@ from scipy.interpolate import BSpline
 
 from kanpiler.errors import ShapeError
 from kanpiler.runtime import KANLayer
-from kanpiler.runtime.basis import BSplineBasis
+from kanpiler.runtime.basis import Basis, BSplineBasis
 from kanpiler.runtime.layer import reference_forward
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
@@ -152,3 +152,31 @@ def test_layer_device_and_dtype(device: str, dtype: torch.dtype) -> None:
     assert y.dtype == dtype and y.device.type == dev
     cpu = KANLayer(3, 2, dtype=torch.float64, seed=0)
     torch.testing.assert_close(y.double().cpu(), cpu(x.double().cpu()), atol=1e-5, rtol=1e-5)
+
+
+class _GaussianRBF(Basis):
+    """A basis written outside the package: Gaussian bumps at fixed centres."""
+
+    def __init__(self, centres: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("centres", centres)
+
+    @property
+    def n_basis(self) -> int:
+        return self.centres.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-((x.unsqueeze(-1) - self.centres) ** 2) * 4.0)
+
+
+def test_a_custom_basis_plugs_into_the_layer() -> None:
+    centres = torch.linspace(-1, 1, 6, dtype=torch.float64)
+    layer = KANLayer(3, 2, basis=_GaussianRBF(centres), dtype=torch.float64, seed=2)
+    assert layer.coef.shape == (3, 2, 6)
+    x = (torch.rand(20, 3, dtype=torch.float64) * 2 - 1).requires_grad_()
+    rbf = np.exp(-((x.detach().numpy()[..., None] - centres.numpy()) ** 2) * 4.0)
+    silu = (x / (1 + torch.exp(-x))).detach().numpy()
+    wb, ws, c = (t.detach().numpy() for t in (layer.scale_base, layer.scale_sp, layer.coef))
+    want = np.einsum("ni,io->no", silu, wb) + np.einsum("nib,iob,io->no", rbf, c, ws)
+    np.testing.assert_allclose(layer(x).detach().numpy(), want, atol=1e-13)
+    assert torch.autograd.gradcheck(lambda inp: layer(inp), (x,))

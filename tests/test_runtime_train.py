@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import kanpiler
-from kanpiler.errors import ShapeError
+from kanpiler.errors import FitError, ShapeError
 from kanpiler.runtime import MultKAN
 from kanpiler.runtime.train import regularization, rmse
 
@@ -117,6 +117,14 @@ def test_fit_rejects_bad_arguments() -> None:
         model.fit(x, y, steps=1, opt="SGD", progress=False)
     with pytest.raises(ShapeError, match="x_test"):
         model.fit(x, y, steps=1, early_stopping=True, progress=False)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(FitError, match="no trainable parameters"):
+        model.fit(x, y, steps=1, progress=False)
+    bad = y.clone()
+    bad[0] = float("nan")
+    with pytest.raises(FitError, match="nan"):
+        MultKAN([2, 1], dtype=torch.float64).fit(x, bad, steps=1, progress=False)
 
 
 def test_threads_are_set_for_the_call_and_restored() -> None:

@@ -44,14 +44,20 @@ class Basis(nn.Module):
 
     * ``n_basis``: number of basis functions per input;
     * ``forward(x) -> (N, in, n_basis)``: the dense basis values;
-    * ``local(x) -> (start, values, derivatives)`` (optional): the few non-zero values per
-      input, starting at basis index ``start`` (used by the fused fast path);
-    * ``set_grid(grid)`` and ``resized(n_intervals, x)``: grid updates and extension.
+    * ``local(x, derivative) -> (start, values, derivatives)`` (optional, with
+      ``has_local``): the few non-zero values per input, starting at basis index ``start``
+      (the fused fast path of ``KANLayer`` uses it);
+    * for grid-based bases, ``grid``/``inner`` and ``set_grid(knots)``: grid updates and
+      grid extension (``grid.py``) go through them.
+
+    A basis without ``local`` still works: the layer multiplies its dense values.
     """
 
     n_basis: int
 
-    def local(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def local(
+        self, x: torch.Tensor, derivative: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         raise NotImplementedError
 
     @property
