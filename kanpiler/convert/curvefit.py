@@ -103,7 +103,12 @@ def _levenberg_marquardt(
         damp = lam[:, None, None] * (
             JtJ * eye + eye * 1e-12 * JtJ.diagonal(0, 1, 2).amax(-1)[:, None, None]
         )
-        step = torch.linalg.lstsq(JtJ + damp, -g.unsqueeze(-1)).solution.squeeze(-1)
+        # a curve whose Jacobian overflowed (a pole inside the window) takes no step: LAPACK
+        # must never see NaN/inf, it fails with an internal assert on them
+        finite = torch.isfinite(JtJ).all(-1).all(-1) & torch.isfinite(g).all(-1)
+        A = torch.where(finite[:, None, None], JtJ + damp, eye)
+        rhs = torch.where(finite[:, None], -g, torch.zeros_like(g))
+        step = torch.linalg.lstsq(A, rhs.unsqueeze(-1)).solution.squeeze(-1)
         trial = p + step.nan_to_num(0.0, 0.0, 0.0)
         new_loss = _sse(fn, trial, x, y)
         better = new_loss < loss
