@@ -280,10 +280,18 @@ def _dispatch(obj: Any) -> Any:
 
 
 def _untouched(model: Any, layout: Layout) -> bool:
-    """Whether the model still has the compiled shape and no spline edge switched on."""
-    return model.width == layout.width and all(
-        not bool((layer.mask != 0).any()) for layer in model.layers
-    )
+    """Whether the model still holds exactly its compiled layout (same shape, no spline edge
+    switched on, no parameter changed by training); otherwise the model itself is drawn."""
+    from .compiler import check_build
+    from .errors import VerifyError
+
+    if model.width != layout.width:
+        return False
+    try:
+        check_build(model, layout)
+    except VerifyError:
+        return False
+    return True
 
 
 def save(dot: Any, path: str | Path) -> Path:

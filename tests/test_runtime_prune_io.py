@@ -136,3 +136,91 @@ def test_checkpoint_loads_onto_a_device(tmp_path, device: str) -> None:
     back = kanpiler.runtime.io.load(tmp_path / "m", device=dev)
     x = torch.rand(16, 3, dtype=torch.float64) * 2 - 1
     torch.testing.assert_close(back(x.to(dev)).cpu(), m(x), atol=1e-12, rtol=1e-12)
+
+
+def test_input_free_model_round_trips_bit_for_bit(tmp_path) -> None:
+    m = kanpiler.compile("3", dtype=torch.float64)
+    assert m.n_inputs == 0
+    m.save(tmp_path / "c")
+    back = kanpiler.load(tmp_path / "c")
+    x = torch.zeros(5, 0, dtype=torch.float64)
+    assert torch.equal(back(x), m(x))
+    assert torch.equal(back(x), torch.full((5, 1), 3.0, dtype=torch.float64))
+    for (name, p), (_, q) in zip(m.state_dict().items(), back.state_dict().items()):
+        assert torch.equal(p, q), name
+    assert back.formulas == ["3"] and back.layout == m.layout
+
+
+def test_compiled_model_keeps_layout_and_formulas(tmp_path) -> None:
+    m = kanpiler.compile(["x*y", "sin(x) + exp(-y)"], dtype=torch.float64)
+    m.save(tmp_path / "c")
+    back = kanpiler.load(tmp_path / "c")
+    assert back.layout == m.layout and back.formulas == m.formulas
+    desc = json.loads((tmp_path / "c.json").read_text())
+    assert desc["formulas"] == m.formulas
+    assert desc["layout"] == json.loads(m.layout.to_json())
+    x = torch.rand(50, 2, dtype=torch.float64) * 2 - 1
+    want = np.stack([x[:, 0] * x[:, 1], np.sin(x[:, 0]) + np.exp(-x[:, 1])], axis=1)
+    np.testing.assert_allclose(back(x).detach().numpy(), want, rtol=1e-12, atol=1e-12)
+    plain = MultKAN([2, 1], seed=0)
+    plain.save(tmp_path / "p")
+    assert not hasattr(kanpiler.load(tmp_path / "p"), "layout")
+
+
+def _resign(tmp_path, name: str, desc: dict) -> None:
+    """Rewrite a checkpoint's JSON and re-sign it, as a consistent but wrong pair."""
+    import hashlib
+
+    from safetensors.torch import load_file, save_file
+
+    text = json.dumps(desc)
+    (tmp_path / f"{name}.json").write_text(text)
+    tensors = load_file(str(tmp_path / f"{name}.safetensors"))
+    meta = {"format": "kanpiler.multkan", "json_sha256": hashlib.sha256(text.encode()).hexdigest()}
+    save_file(tensors, str(tmp_path / f"{name}.safetensors"), metadata=meta)
+
+
+def test_bad_layout_or_formulas_in_checkpoint_are_refused(tmp_path) -> None:
+    m = kanpiler.compile(["x*y", "sin(x)"], dtype=torch.float64)
+    m.save(tmp_path / "c")
+    good = json.loads((tmp_path / "c.json").read_text())
+    text = (tmp_path / "c.json").read_text()
+    (tmp_path / "c.json").write_text(text.replace('"x*y"', '"x*z"'))
+    with pytest.raises(CheckpointError, match="edited"):  # unsigned edit
+        kanpiler.load(tmp_path / "c")
+    cases = [
+        (lambda d: d["layout"].pop("nodes"), "not a layout"),
+        (lambda d: d["layout"].__setitem__("variables", ["y", "x"]), "variables"),
+        (lambda d: d["layout"]["nodes"].pop(), "layout|node"),
+        (lambda d: d["layout"].__setitem__("edges", 7), "layout|edge"),
+        (lambda d: d.__setitem__("formulas", ["x*y"]), "1 formulas for 2 outputs"),
+        (lambda d: d.__setitem__("formulas", [1, 2]), "list of strings"),
+        (lambda d: d["layers"][0].__setitem__("grid", [[0.0, 1.0]]), "knot grid"),
+    ]
+    for edit, match in cases:
+        desc = json.loads(json.dumps(good))
+        edit(desc)
+        _resign(tmp_path, "c", desc)
+        with pytest.raises(CheckpointError, match=match):
+            kanpiler.load(tmp_path / "c")
+    _resign(tmp_path, "c", good)  # the signing helper itself keeps a good pair loadable
+    assert kanpiler.load(tmp_path / "c").formulas == ["x*y", "sin(x)"]
+
+
+def test_plot_labels_edges_with_the_symbolic_report() -> None:
+    m = MultKAN([2, 1], grid=5, seed=0, dtype=torch.float64)
+    x = torch.rand(400, 2, dtype=torch.float64) * 2 - 1
+    y = torch.sin(2 * x[:, :1]) + x[:, 1:] ** 2
+    m.fit(x, y, steps=30, progress=False)
+    kanpiler.auto_symbolic(m, x=x)
+    report = m.symbolic_report.candidates()
+
+    def titles(fig) -> list[str]:
+        return [ax.get_title() for ax in fig.axes]
+
+    default = titles(m.plot(x))
+    assert default == [f"{c[0][0]} (r²={c[0][1]:.3f})" for c in report.values()]
+    assert default[0].startswith("sin") and default[1].startswith("x^2")
+    explicit = titles(m.plot(x, candidates={(0, 1, 0): "mine"}))
+    assert explicit == ["", "mine"]
+    assert titles(MultKAN([2, 1], seed=0).plot()) == ["", ""]

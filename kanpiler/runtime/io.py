@@ -62,7 +62,7 @@ def describe(model: MultKAN) -> dict[str, Any]:
             "symbolic": [[sym.function(i, j) for j in range(sym.out_features)]
                          for i in range(sym.in_features)],
         })  # fmt: skip
-    return {
+    desc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "kanpiler_version": __version__,
@@ -71,6 +71,20 @@ def describe(model: MultKAN) -> dict[str, Any]:
         "layers": layers,
         "trainable": {name: p.requires_grad for name, p in model.named_parameters()},
     }
+    formulas = getattr(model, "formulas", None)
+    if formulas is not None:
+        desc["formulas"] = [_formula_text(f) for f in formulas]
+    layout = getattr(model, "layout", None)
+    if layout is not None:
+        desc["layout"] = json.loads(layout.to_json())
+    return desc
+
+
+def _formula_text(formula: Any) -> str:
+    from ..ir import Expr
+    from ..printing import to_string
+
+    return to_string(formula) if isinstance(formula, Expr) else str(formula)
 
 
 def build(desc: dict[str, Any], device: torch.device | str | None = None) -> MultKAN:
@@ -80,9 +94,18 @@ def build(desc: dict[str, Any], device: torch.device | str | None = None) -> Mul
     if dtype is None:
         raise CheckpointError(f"unknown dtype {desc.get('dtype')!r} in checkpoint")
     model = MultKAN(**cfg, dtype=dtype, device=device)
+    if len(desc["layers"]) != model.depth:
+        raise CheckpointError(f"{len(desc['layers'])} layer entries for {model.depth} layers")
     for li, info in enumerate(desc["layers"]):
         basis = model.layers[li].basis
-        basis.set_grid(torch.tensor(info["grid"], dtype=dtype, device=device))
+        knots = torch.tensor(info["grid"], dtype=dtype, device=device)
+        n_in = model.n_nodes(li)
+        if knots.dim() != 2 or knots.shape[0] != n_in:
+            if not (n_in == 0 and knots.numel() == 0):
+                raise CheckpointError(f"layer {li}: knot grid of shape {tuple(knots.shape)} "
+                                      f"for {n_in} inputs")  # fmt: skip
+        if n_in:  # an input-free layer (a constant formula) has no knots to restore
+            basis.set_grid(knots)
         model.layers[li].coef = torch.nn.Parameter(
             torch.zeros(*model.layers[li].coef.shape[:2], basis.n_basis, dtype=dtype, device=device)
         )
@@ -91,7 +114,32 @@ def build(desc: dict[str, Any], device: torch.device | str | None = None) -> Mul
         sym.check_names()
     for name, p in model.named_parameters():
         p.requires_grad_(bool(desc.get("trainable", {}).get(name, p.requires_grad)))
+    _restore_extras(model, desc)
     return model
+
+
+def _restore_extras(model: MultKAN, desc: dict[str, Any]) -> None:
+    """``model.formulas`` and ``model.layout`` of a compiled model, checked against it."""
+    if "formulas" in desc:
+        formulas = desc["formulas"]
+        if not (isinstance(formulas, list) and all(isinstance(f, str) for f in formulas)):
+            raise CheckpointError("'formulas' must be a list of strings")
+        if len(formulas) != model.n_outputs:
+            raise CheckpointError(f"{len(formulas)} formulas for {model.n_outputs} outputs")
+        model.formulas = list(formulas)
+    if "layout" in desc:
+        from ..layout import Layout, verify
+
+        layout = verify(Layout.from_json(json.dumps(desc["layout"])), "checkpoint")
+        if layout.width != model.width or layout.mult_arity != model.mult_arity:
+            raise CheckpointError(
+                f"layout width {layout.width} does not match the model's {model.width}"
+            )
+        if list(layout.variables) != list(model.variables):
+            raise CheckpointError(
+                f"layout variables {list(layout.variables)} differ from {model.variables}"
+            )
+        model.layout = layout
 
 
 def _paths(path: str | Path) -> tuple[Path, Path]:

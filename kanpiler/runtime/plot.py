@@ -81,8 +81,12 @@ def plot(
 
     ``x`` gives the inputs to plot the curves on (else the cached activations, else each
     input's grid range). ``candidates`` maps ``(l, i, j)`` to a label or a list of
-    ``(formula, r2)`` pairs, shown above the edge's plot. Returns the Figure.
+    ``(formula, r2)`` pairs, shown above the edge's plot; by default those of
+    ``model.symbolic_report`` (left by ``auto_symbolic``), if any. Returns the Figure.
     """
+    if candidates is None:
+        report = getattr(model, "symbolic_report", None)
+        candidates = report.candidates() if report is not None else None
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
