@@ -166,9 +166,8 @@ class BSplineBasis(Basis):
     def _local_uniform(self, x: torch.Tensor, derivative: bool):
         m, u, inv_h = self.position(x)
         n_knots = self.grid.shape[1]
-        lo, hi = torch.aminmax(m) if m.numel() else (m.new_zeros(()), m.new_zeros(()))
         inside = None
-        if not (lo >= 0 and hi < n_knots - 1):  # some points outside the knot span (or NaN)
+        if not _all_inside(m, 0, n_knots - 2):  # some points outside the knot span (or NaN)
             inside = (m >= 0) & (m < n_knots - 1)
             m = torch.where(inside, m, torch.zeros_like(m))
         vals = _stack_last(cardinal_columns(u, self.k))
@@ -209,11 +208,10 @@ class BSplineBasis(Basis):
         coef, inv_h = self._table()
         n_in, n_knots = self.grid.shape
         m = torch.searchsorted(self.grid, x.t().contiguous(), right=True).t() - 1  # (N, in)
-        inside = (m >= 0) & (m < n_knots - 1)
-        if not bool(inside.all()):
+        inside = None
+        if not _all_inside(m, 0, n_knots - 2):
+            inside = (m >= 0) & (m < n_knots - 1)
             m = torch.where(inside, m, torch.zeros_like(m))
-        else:
-            inside = None
         row = (m + torch.arange(n_in, device=x.device) * (n_knots - 1)).flatten()
         scale = inv_h.index_select(0, row).view_as(x)
         left = self.grid[:, :-1].reshape(-1).index_select(0, row).view_as(x)
@@ -262,6 +260,17 @@ def _local_recursive(knots: torch.Tensor, k: int, x: torch.Tensor, derivative: b
     )
 
 
+def _all_inside(m: torch.Tensor, lo: float, hi: float) -> bool:
+    """Whether every ``m`` lies in ``[lo, hi]`` (no NaN). False under ``torch.func``
+    transforms, where a branch on tensor values cannot be taken: callers then mask."""
+    if torch._C._are_functorch_transforms_active():
+        return False
+    if m.numel() == 0:
+        return True
+    low, high = torch.aminmax(m)
+    return bool((low >= lo) & (high <= hi))
+
+
 def is_uniform(knots: torch.Tensor) -> bool:
     """Whether every row of ``knots`` is equally spaced (to a few ulps of the knot values)."""
     if knots.numel() == 0:
@@ -275,15 +284,28 @@ def _refresh_uniform(module: BSplineBasis, incompatible: object) -> None:
     module.uniform = is_uniform(module.grid)
 
 
+def _zero(u: torch.Tensor) -> torch.Tensor:
+    return torch.zeros((), dtype=u.dtype, device=u.device)
+
+
 def cubic_columns(u: torch.Tensor) -> list[torch.Tensor]:
-    """The four non-zero uniform cubic B-splines at position ``u`` in [0, 1) (closed form)."""
+    """The four non-zero uniform cubic B-splines at position ``u`` in [0, 1) (closed form,
+    symmetric under ``u -> 1 - u``; nine elementwise kernels)."""
     v = 1 - u
-    u2 = u * u
-    u3 = u2 * u
-    b0 = v * v * v * (1 / 6)
-    b3 = u3 * (1 / 6)
-    b1 = u3 * 0.5 - u2 + 2 / 3
-    return [b0, b1, 1 - b0 - b1 - b3, b3]
+    u2, v2 = u * u, v * v
+    b0 = torch.addcmul(_zero(u), v2, v, value=1 / 6)
+    b1 = torch.rsub(u2, 2 / 3).addcmul_(u2, u, value=0.5)
+    b2 = torch.rsub(v2, 2 / 3).addcmul_(v2, v, value=0.5)
+    b3 = torch.addcmul(_zero(u), u2, u, value=1 / 6)
+    return [b0, b1, b2, b3]
+
+
+def quadratic_columns(u: torch.Tensor) -> list[torch.Tensor]:
+    """The three non-zero uniform quadratic B-splines at position ``u`` in [0, 1)."""
+    v = 1 - u
+    q0 = torch.addcmul(_zero(u), v, v, value=0.5)
+    q2 = torch.addcmul(_zero(u), u, u, value=0.5)
+    return [q0, torch.rsub(q0, 1).sub_(q2), q2]
 
 
 def _stack_last(cols: list[torch.Tensor]) -> torch.Tensor:
@@ -292,37 +314,36 @@ def _stack_last(cols: list[torch.Tensor]) -> torch.Tensor:
 
 
 def cardinal_columns(u: torch.Tensor, k: int, derivative: bool = False) -> list[torch.Tensor]:
-    """The ``k+1`` non-zero uniform B-splines of order ``k`` at ``u`` (or d/du of them)."""
+    """The ``k+1`` non-zero uniform B-splines of order ``k`` at ``u`` (or d/du of them).
+
+    Column ``r`` belongs to basis ``m - k + r`` on interval ``m``. The derivative of column
+    ``r`` is ``c_{r-1} - c_r`` in the columns ``c`` of order ``k - 1`` (uniform knots).
+    """
+    if derivative:
+        if k == 0:
+            return [torch.zeros_like(u)]
+        low = cardinal_columns(u, k - 1)
+        return [-low[0], *(low[r - 1] - low[r] for r in range(1, k)), low[-1]]
     if k == 3:
-        return cubic_terms(u) if derivative else cubic_columns(u)
-    mat = _cardinal_float64(k)
-    cols = range(k + 1, 2 * k + 2) if derivative else range(k + 1)
+        return cubic_columns(u)
+    if k == 2:
+        return quadratic_columns(u)
     out = []
-    for c in cols:
-        coefs = mat[:, c].tolist()
+    for coefs in _cardinal_float64(k).t().tolist():
         acc = torch.full_like(u, coefs[-1])
         for a in reversed(coefs[:-1]):
-            acc = acc * u + a
+            acc = torch.addcmul(torch.full((), a, dtype=u.dtype, device=u.device), acc, u)
         out.append(acc)
     return out
 
 
-def cubic_terms(u: torch.Tensor) -> list[torch.Tensor]:
-    """d/du of the four uniform cubic B-splines (divide by the spacing for d/dx)."""
-    v = 1 - u
-    d0 = v * v * -0.5
-    d3 = u * u * 0.5
-    d1 = u * (u * 1.5 - 2)
-    return [d0, d1, -(d0 + d1 + d3), d3]
-
-
 @lru_cache(maxsize=64)
 def _cardinal_float64(k: int) -> torch.Tensor:
-    """``(k+1, 2k+2)``: power-of-``u`` coefficients of the k+1 cardinal B-spline pieces.
+    """``(k+1, k+1)``: power-of-``u`` coefficients (rows) of the k+1 cardinal B-spline pieces.
 
-    Column ``r`` is ``b_r(u)`` (the piece of basis ``m - k + r`` on interval ``m``, with
-    ``u`` the position in the interval); column ``k + 1 + r`` is ``d b_r / du``. Built by the
-    unit-knot recursion ``b_r = ((u + p - r) b'_{r-1} + (r + 1 - u) b'_r) / p`` on polynomials.
+    Column ``r`` is ``b_r(u)``, the piece of basis ``m - k + r`` on interval ``m`` with ``u``
+    the position in the interval. Built by the unit-knot recursion
+    ``b_r = ((u + p - r) b'_{r-1} + (r + 1 - u) b'_r) / p`` on polynomials.
     """
     polys = [np.array([1.0])]
     for p in range(1, k + 1):
@@ -335,11 +356,9 @@ def _cardinal_float64(k: int) -> torch.Tensor:
                 acc += np.polynomial.polynomial.polymul([r + 1, -1.0], polys[r])[: p + 1]
             new.append(acc / p)
         polys = new
-    mat = np.zeros((k + 1, 2 * k + 2))
+    mat = np.zeros((k + 1, k + 1))
     for r, poly in enumerate(polys):
         mat[: len(poly), r] = poly
-        der = np.polynomial.polynomial.polyder(poly)
-        mat[: len(der), k + 1 + r] = der
     return torch.from_numpy(mat)
 
 

@@ -100,10 +100,11 @@ def build(desc: dict[str, Any], device: torch.device | str | None = None) -> Mul
         basis = model.layers[li].basis
         knots = torch.tensor(info["grid"], dtype=dtype, device=device)
         n_in = model.n_nodes(li)
-        if knots.dim() != 2 or knots.shape[0] != n_in:
-            if not (n_in == 0 and knots.numel() == 0):
-                raise CheckpointError(f"layer {li}: knot grid of shape {tuple(knots.shape)} "
-                                      f"for {n_in} inputs")  # fmt: skip
+        empty = n_in == 0 and knots.numel() == 0  # saved as [] by an input-free model
+        if not empty and (knots.dim() != 2 or knots.shape[0] != n_in):
+            raise CheckpointError(
+                f"layer {li}: knot grid of shape {tuple(knots.shape)} for {n_in} inputs"
+            )
         if n_in:  # an input-free layer (a constant formula) has no knots to restore
             basis.set_grid(knots)
         model.layers[li].coef = torch.nn.Parameter(

@@ -29,36 +29,49 @@ BASE_FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 
 def _silu_grad(x: torch.Tensor) -> torch.Tensor:
+    """``d silu / dx = s * (1 + x * (1 - s))`` with ``s = sigmoid(x)`` (four kernels)."""
     s = torch.sigmoid(x)
-    return s * (1 + x * (1 - s))
+    return torch.rsub(s, 1).mul_(x).add_(1).mul_(s)
+
+
+def _fast_position(x: torch.Tensor, basis: BSplineBasis, width: int):
+    """On a uniform grid with every point inside the grid proper: the flat feature column of
+    each input's first non-zero B-spline ``(N, in)`` (int64) and the position ``u`` in the
+    interval. ``None`` when a point (or NaN) lies outside: the caller takes the general path."""
+    if not basis.uniform or x.numel() == 0:
+        return None
+    g0, inv_h = basis.spacing()
+    t = torch.sub(x, g0).mul_(inv_h)  # knot intervals from the first knot
+    lo, hi = torch.aminmax(t)
+    if not bool((lo >= basis.k) & (hi < basis.n_basis)):
+        return None
+    # column of basis m - k + r of input i: i * width + 1 + m - k + r; t >= 0, so trunc = floor
+    offset = torch.arange(x.shape[1], device=x.device) * width + (1 - basis.k)
+    return t.long().add_(offset), torch.frac(t), inv_h
 
 
 class _FusedSpline(torch.autograd.Function):
     """``[silu(x) | B(x)] @ W`` with the sparse B-spline basis and a hand-written backward.
 
     Fast path (uniform grid, every point inside the grid proper): the ``k+1`` non-zero basis
-    values of each input are written by ``k+1`` shifted scatters of one flat index, and read
-    back in backward by ``k+1`` shifted gathers; ``d/dx`` comes from the derivative
-    polynomials. Otherwise the general local basis (clipped at the ends) is used. Double
-    backward (``create_graph=True``) recomputes through the plain autograd path, so higher
-    derivatives stay exact.
+    values of each input are written by ``k+1`` shifted scatters of one flat index. Backward
+    uses ``d/dx sum_j c_j B_j = (1/h) sum_j (c_j - c_{j-1}) B'_j`` (``B'`` of order ``k-1``):
+    one product of the gradient with the differenced weights, then ``k`` shifted gathers
+    times the order ``k-1`` values at the same position. Otherwise the general local basis
+    (clipped at the ends) is used. Double backward (``create_graph=True``) recomputes through
+    the plain autograd path, so higher derivatives stay exact.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, basis: BSplineBasis) -> torch.Tensor:
         n, n_in = x.shape
         width = basis.n_basis + 1
-        ctx.basis, ctx.fast = basis, False
-        if basis.uniform:
-            m, u, inv_h = basis.position(x)
-            lo, hi = torch.aminmax(m) if m.numel() else (0, 0)
-            ctx.fast = bool(lo >= basis.k and hi <= basis.n_basis - 1)
         feats = torch.zeros(n, n_in * width, dtype=x.dtype, device=x.device)
         feats[:, ::width] = torch.nn.functional.silu(x)
-        if ctx.fast:
-            # column of basis m - k + r (r = 0..k) of input i: i * width + 1 + m - k + r
-            offset = torch.arange(n_in, device=x.device) * width + (1 - basis.k)
-            flat_idx = m.long() + offset
+        fast = _fast_position(x, basis, width)
+        ctx.basis, ctx.fast = basis, fast is not None
+        if fast is not None:
+            flat_idx, u, inv_h = fast
             for r, col in enumerate(cardinal_columns(u, basis.k)):
                 feats[:, r:].scatter_(1, flat_idx, col)
             ctx.save_for_backward(x, weight, feats, flat_idx, u, inv_h)
@@ -79,24 +92,37 @@ class _FusedSpline(torch.autograd.Function):
                 gx, gw = torch.autograd.grad(out, (x, weight), grad, create_graph=True)
             return gx, gw, None
         gx = gw = None
-        n, n_in = x.shape
-        width = ctx.basis.n_basis + 1
         if ctx.needs_input_grad[0]:
-            gfeat = grad @ weight.t()
             if ctx.fast:
-                u, inv_h = extra
-                acc = None
-                for r, term in enumerate(cardinal_columns(u, ctx.basis.k, derivative=True)):
-                    part = torch.gather(gfeat[:, r:], 1, idx) * term
-                    acc = part if acc is None else acc + part
-                gx = acc * inv_h
+                gx = _fast_grad_x(grad, weight, x, idx, *extra, ctx.basis.k)
             else:
-                local = torch.gather(gfeat.view(n, n_in, width)[:, :, 1:], 2, idx)
-                gx = (local * extra[0]).sum(-1)
-            gx = gx + gfeat[:, ::width] * _silu_grad(x)
+                gx = _general_grad_x(grad, weight, x, idx, extra[0], ctx.basis.n_basis + 1)
         if ctx.needs_input_grad[1]:
             gw = feats.t() @ grad
         return gx, gw, None
+
+
+def _fast_grad_x(grad, weight, x, flat_idx, u, inv_h, k: int) -> torch.Tensor:
+    """``d out / dx`` on the fast path: silu column plus the order ``k-1`` derivative basis."""
+    n_in = x.shape[1]
+    w3 = weight.reshape(n_in, -1, weight.shape[1])
+    width = w3.shape[1]
+    # row 1 + j of input i: (c_j - c_{j-1}) / h; rows 0 (silu) and 1 (B'_0, never active) kept
+    diff = (w3[:, 2:] - w3[:, 1:-1]).mul_(inv_h.view(-1, 1, 1))
+    gfeat = grad @ torch.cat([w3[:, :2], diff], dim=1).reshape(-1, weight.shape[1]).t()
+    gx = _silu_grad(x).mul_(gfeat[:, ::width])
+    if k > 0:
+        for r, col in enumerate(cardinal_columns(u, k - 1)):
+            gx.addcmul_(torch.gather(gfeat[:, 1 + r :], 1, flat_idx), col)
+    return gx
+
+
+def _general_grad_x(grad, weight, x, idx, dvals, width: int) -> torch.Tensor:
+    """``d out / dx`` on the general path: gathers of ``grad @ W^T`` times the derivatives."""
+    n, n_in = x.shape
+    gfeat = grad @ weight.t()
+    local = torch.gather(gfeat.view(n, n_in, width)[:, :, 1:], 2, idx)
+    return (local * dvals).sum(-1) + gfeat[:, ::width] * _silu_grad(x)
 
 
 def features(x: torch.Tensor, basis: Basis, base_fun: Callable) -> torch.Tensor:
