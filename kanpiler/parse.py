@@ -156,7 +156,7 @@ def _short(text: str, limit: int = 30) -> str:
 
 def grammar_path() -> str:
     """Where the grammar is read from: inside the installed package, else the source tree."""
-    packaged = resources.files("kanpiler").joinpath("grammar", _GRAMMAR)
+    packaged = resources.files("kanpiler").joinpath("grammar").joinpath(_GRAMMAR)  # 3.10-safe
     if packaged.is_file():
         return str(packaged)
     source = Path(__file__).resolve().parent.parent / "grammar" / _GRAMMAR
