@@ -108,10 +108,10 @@ def test_layer_gradcheck(k: int, uniform: bool) -> None:
 
 def _with_params(layer: KANLayer, params, x):
     base, spline = params[1] * layer.mask, params[2] * layer.mask
-    w = torch.cat([base.unsqueeze(1), (params[0] * spline.unsqueeze(-1)).transpose(1, 2)], 1)
+    w_spline = (params[0] * spline.unsqueeze(-1)).transpose(1, 2).reshape(-1, layer.out_features)
     from kanpiler.runtime.layer import _FusedSpline
 
-    return _FusedSpline.apply(x, w.reshape(-1, layer.out_features), layer.basis)
+    return _FusedSpline.apply(x, torch.cat([base, w_spline]), layer.basis)
 
 
 def test_layer_double_backward() -> None:

@@ -141,3 +141,18 @@ def test_threads_are_set_for_the_call_and_restored() -> None:
         log=lambda s, r: inside.append(torch.get_num_threads()),
     )
     assert inside == [1, 1] and torch.get_num_threads() == before
+
+
+def test_lbfgs_memory_is_configurable_and_long_by_default() -> None:
+    x, y = _data(9, 300)
+
+    def train(**kw) -> float:
+        model = MultKAN([2, 3, 1], grid=5, seed=0, dtype=torch.float64)
+        model.fit(x, y, steps=8, update_grid=False, progress=False, **kw)
+        return rmse(model, x, y)
+
+    short, long = train(history_size=2), train(history_size=100)
+    assert long < 0.5 * short  # a long memory converges faster on this smooth problem
+    assert train() == long  # the default for a small model is the long memory
+    with pytest.raises(ShapeError, match="history_size"):
+        train(history_size=0)

@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -207,7 +208,7 @@ class BSplineBasis(Basis):
     def _local_general(self, x: torch.Tensor, derivative: bool):
         coef, inv_h = self._table()
         n_in, n_knots = self.grid.shape
-        m = torch.searchsorted(self.grid, x.t().contiguous(), right=True).t() - 1  # (N, in)
+        m = knot_interval(self.grid, x)
         inside = None
         if not _all_inside(m, 0, n_knots - 2):
             inside = (m >= 0) & (m < n_knots - 1)
@@ -237,7 +238,7 @@ class BSplineBasis(Basis):
 def _local_recursive(knots: torch.Tensor, k: int, x: torch.Tensor, derivative: bool):
     """Local Cox-de Boor recursion on the ``k+1`` knots around each point (any grid)."""
     n_knots = knots.shape[1]
-    m = torch.searchsorted(knots, x.t().contiguous(), right=True).t() - 1  # (N, in)
+    m = knot_interval(knots, x)
     inside = (m >= 0) & (m < n_knots - 1) & ~torch.isnan(x)
     m = torch.where(inside, m, torch.zeros_like(m))
     # knot t[m + s] for s in -k..k+1, gathered per point (clamped at the ends)
@@ -258,6 +259,15 @@ def _local_recursive(knots: torch.Tensor, k: int, x: torch.Tensor, derivative: b
         torch.stack(vals, dim=-1),
         torch.stack(dvals, dim=-1) if dvals is not None else None,
     )
+
+
+def knot_interval(knots: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``(N, in)`` int64: index of the last knot ``<= x`` per input (-1 below the first knot,
+    ``K - 1`` at or above the last). Under ``torch.func`` transforms, where ``searchsorted``
+    would see batched, non-contiguous values, the knots ``<= x`` are counted instead."""
+    if torch._C._are_functorch_transforms_active():
+        return (x.unsqueeze(-1) >= knots).sum(-1) - 1
+    return torch.searchsorted(knots, x.t().contiguous(), right=True).t() - 1
 
 
 def _all_inside(m: torch.Tensor, lo: float, hi: float) -> bool:
@@ -292,12 +302,25 @@ def cubic_columns(u: torch.Tensor) -> list[torch.Tensor]:
     """The four non-zero uniform cubic B-splines at position ``u`` in [0, 1) (closed form,
     symmetric under ``u -> 1 - u``; nine elementwise kernels)."""
     v = 1 - u
-    u2, v2 = u * u, v * v
-    b0 = torch.addcmul(_zero(u), v2, v, value=1 / 6)
-    b1 = torch.rsub(u2, 2 / 3).addcmul_(u2, u, value=0.5)
-    b2 = torch.rsub(v2, 2 / 3).addcmul_(v2, v, value=0.5)
-    b3 = torch.addcmul(_zero(u), u2, u, value=1 / 6)
-    return [b0, b1, b2, b3]
+    return cubic_pieces(u, v, u * u, v * v)
+
+
+def cubic_pieces(
+    u: torch.Tensor,
+    v: torch.Tensor,
+    u2: torch.Tensor,
+    v2: torch.Tensor,
+    out: Sequence[torch.Tensor] | None = None,
+) -> list[torch.Tensor]:
+    """:func:`cubic_columns` from ``u``, ``v = 1 - u`` and their squares (written into the
+    four tensors ``out`` if given; not differentiable then)."""
+    o = out if out is not None else (None,) * 4
+    return [
+        torch.addcmul(_zero(u), v2, v, value=1 / 6, out=o[0]),
+        torch.addcmul(torch.rsub(u2, 2 / 3), u2, u, value=0.5, out=o[1]),
+        torch.addcmul(torch.rsub(v2, 2 / 3), v2, v, value=0.5, out=o[2]),
+        torch.addcmul(_zero(u), u2, u, value=1 / 6, out=o[3]),
+    ]
 
 
 def quadratic_columns(u: torch.Tensor) -> list[torch.Tensor]:

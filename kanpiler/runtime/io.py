@@ -1,7 +1,9 @@
 """Checkpoints and copies of MultKAN models: safetensors + JSON, never pickle.
 
 In: a model and a path. Out: ``path.safetensors`` (every tensor) and ``path.json`` (version,
-layout, grids, symbolic assignments, variables). Stage: runtime. Each file carries the
+layout, grids, symbolic assignments, variables; for a compiled model also its formulas and
+compiled :class:`~kanpiler.layout.Layout`, restored as ``model.formulas``/``model.layout``).
+Stage: runtime. Each file carries the
 SHA-256 of the other's content, so a truncated or edited checkpoint is refused with a
 :class:`~kanpiler.errors.CheckpointError` instead of loading a silently different model.
 
@@ -51,7 +53,8 @@ def config(model: MultKAN) -> dict[str, Any]:
 
 
 def describe(model: MultKAN) -> dict[str, Any]:
-    """The JSON description: config, dtype, per-layer grids and symbolic function names."""
+    """The JSON description: config, dtype, per-layer grids and symbolic function names (and
+    a compiled model's ``formulas`` and ``layout``)."""
     layers = []
     for num, sym in zip(model.layers, model.symbolic):
         layers.append({

@@ -19,7 +19,15 @@ import torch
 from torch import nn
 
 from ..errors import ShapeError
-from .basis import Basis, BSplineBasis, cardinal_columns, clip_local, snapshot, unchanged
+from .basis import (
+    Basis,
+    BSplineBasis,
+    cardinal_columns,
+    clip_local,
+    cubic_pieces,
+    snapshot,
+    unchanged,
+)
 
 BASE_FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "silu": torch.nn.functional.silu,
@@ -34,10 +42,10 @@ def _silu_grad(x: torch.Tensor) -> torch.Tensor:
     return torch.rsub(s, 1).mul_(x).add_(1).mul_(s)
 
 
-def _fast_position(x: torch.Tensor, basis: BSplineBasis, width: int):
-    """On a uniform grid with every point inside the grid proper: the flat feature column of
-    each input's first non-zero B-spline ``(N, in)`` (int64) and the position ``u`` in the
-    interval. ``None`` when a point (or NaN) lies outside: the caller takes the general path."""
+def _fast_position(x: torch.Tensor, basis: BSplineBasis):
+    """On a uniform grid with every point inside the grid proper: the feature column of each
+    input's first non-zero B-spline ``(N, in)`` (int64), the position ``u`` in the interval
+    and ``1/h``. ``None`` when a point (or NaN) lies outside: take the general path."""
     if not basis.uniform or x.numel() == 0:
         return None
     g0, inv_h = basis.spacing()
@@ -45,19 +53,23 @@ def _fast_position(x: torch.Tensor, basis: BSplineBasis, width: int):
     lo, hi = torch.aminmax(t)
     if not bool((lo >= basis.k) & (hi < basis.n_basis)):
         return None
-    # column of basis m - k + r of input i: i * width + 1 + m - k + r; t >= 0, so trunc = floor
-    offset = torch.arange(x.shape[1], device=x.device) * width + (1 - basis.k)
+    # column of basis m - k + r of input i: in + i * n_basis + m - k + r; t >= 0: trunc = floor
+    n_in = x.shape[1]
+    offset = torch.arange(n_in, device=x.device) * basis.n_basis + (n_in - basis.k)
     return t.long().add_(offset), torch.frac(t), inv_h
 
 
 class _FusedSpline(torch.autograd.Function):
     """``[silu(x) | B(x)] @ W`` with the sparse B-spline basis and a hand-written backward.
 
-    Fast path (uniform grid, every point inside the grid proper): the ``k+1`` non-zero basis
-    values of each input are written by ``k+1`` shifted scatters of one flat index. Backward
-    uses ``d/dx sum_j c_j B_j = (1/h) sum_j (c_j - c_{j-1}) B'_j`` (``B'`` of order ``k-1``):
-    one product of the gradient with the differenced weights, then ``k`` shifted gathers
-    times the order ``k-1`` values at the same position. Otherwise the general local basis
+    ``W`` is :meth:`KANLayer.block_weight`: ``in`` base rows, then ``n_basis`` spline rows
+    per input; the features are ``(N, in * (n_basis + 1))`` in the same order. Fast path
+    (uniform grid, every point inside the grid proper): the ``k+1`` non-zero basis values of
+    each input, computed from the position ``u`` in its interval, are written by one scatter
+    of one flat index into ``k+1`` overlapping windows of the feature rows. Backward uses
+    ``d/dx sum_j c_j B_j = (1/h) sum_j (c_j - c_{j-1}) B'_j`` (``B'`` of order ``k-1``): one
+    product of the gradient with the differenced weights, then one gather of ``k`` windows
+    times the order ``k-1`` values at the same ``u``. Otherwise the general local basis
     (clipped at the ends) is used. Double backward (``create_graph=True``) recomputes through
     the plain autograd path, so higher derivatives stay exact.
     """
@@ -65,64 +77,111 @@ class _FusedSpline(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, basis: BSplineBasis) -> torch.Tensor:
         n, n_in = x.shape
-        width = basis.n_basis + 1
-        feats = torch.zeros(n, n_in * width, dtype=x.dtype, device=x.device)
-        feats[:, ::width] = torch.nn.functional.silu(x)
-        fast = _fast_position(x, basis, width)
+        feats = torch.zeros(n, n_in * (basis.n_basis + 1), dtype=x.dtype, device=x.device)
+        torch.ops.aten.silu.out(x, out=feats[:, :n_in])  # written in place, no copy
+        fast = _fast_position(x, basis)
         ctx.basis, ctx.fast = basis, fast is not None
         if fast is not None:
             flat_idx, u, inv_h = fast
-            for r, col in enumerate(cardinal_columns(u, basis.k)):
-                feats[:, r:].scatter_(1, flat_idx, col)
-            ctx.save_for_backward(x, weight, feats, flat_idx, u, inv_h)
+            vals, state = _fast_values(u, basis.k)
+            # one scatter into overlapping windows: window r of row n starts at column r
+            window(feats, basis.k + 1).scatter_(2, _spread(flat_idx, basis.k + 1), vals)
+            extra = (flat_idx, inv_h, *state)
         else:
             start, vals, dvals = basis.local(x, derivative=True)
             idx, vals = clip_local(start, vals, basis.n_basis)
-            feats.view(n, n_in, width)[:, :, 1:].scatter_add_(2, idx, vals)
-            dvals = torch.where(vals != 0, dvals, torch.zeros_like(dvals))
-            ctx.save_for_backward(x, weight, feats, idx, dvals)
+            feats[:, n_in:].view(n, n_in, basis.n_basis).scatter_add_(2, idx, vals)
+            extra = (idx, torch.where(vals != 0, dvals, torch.zeros_like(dvals)))
+        ctx.save_for_backward(x, weight, feats, *extra)
         return feats @ weight
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        x, weight, feats, idx, *extra = ctx.saved_tensors
+        x, weight, feats, *extra = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: differentiate the reference path
-            with torch.enable_grad():
-                out = reference_forward(x, weight, ctx.basis)
-                gx, gw = torch.autograd.grad(out, (x, weight), grad, create_graph=True)
-            return gx, gw, None
+            return (*_reference_grads(ctx, grad, x, weight), None)
         gx = gw = None
         if ctx.needs_input_grad[0]:
             if ctx.fast:
-                gx = _fast_grad_x(grad, weight, x, idx, *extra, ctx.basis.k)
+                gx = _fast_grad_x(grad, x, weight, *extra, k=ctx.basis.k)
             else:
-                gx = _general_grad_x(grad, weight, x, idx, extra[0], ctx.basis.n_basis + 1)
+                gx = _general_grad_x(grad, x, weight, *extra, ctx.basis.n_basis)
         if ctx.needs_input_grad[1]:
             gw = feats.t() @ grad
         return gx, gw, None
 
 
-def _fast_grad_x(grad, weight, x, flat_idx, u, inv_h, k: int) -> torch.Tensor:
+def window(mat: torch.Tensor, size: int) -> torch.Tensor:
+    """``(N, size, C - size + 1)`` view of a contiguous ``(N, C)`` matrix: ``[n, r, c]`` is
+    ``mat[n, r + c]``. Windows overlap, so writes through it must hit distinct elements."""
+    n, cols = mat.shape
+    return mat.as_strided((n, size, cols - size + 1), (mat.stride(0), 1, 1))
+
+
+def _spread(flat_idx: torch.Tensor, size: int) -> torch.Tensor:
+    return flat_idx.unsqueeze(1).expand(-1, size, -1)
+
+
+def _fast_values(u: torch.Tensor, k: int):
+    """The ``k+1`` basis values at ``u`` as ``(N, k+1, in)`` and what backward needs for the
+    derivatives: ``(u^2, (1-u)^2)`` for cubics, else ``(u,)``."""
+    if k != 3:
+        return torch.stack(cardinal_columns(u, k), dim=1), (u,)
+    vals = u.new_empty(u.shape[0], 4, u.shape[1])
+    v = 1 - u
+    u2, v2 = u * u, v * v
+    cubic_pieces(u, v, u2, v2, out=vals.unbind(1))
+    return vals, (u2, v2)
+
+
+def _fast_grad_x(grad, x, weight, flat_idx, inv_h, *state, k: int) -> torch.Tensor:
     """``d out / dx`` on the fast path: silu column plus the order ``k-1`` derivative basis."""
     n_in = x.shape[1]
-    w3 = weight.reshape(n_in, -1, weight.shape[1])
-    width = w3.shape[1]
-    # row 1 + j of input i: (c_j - c_{j-1}) / h; rows 0 (silu) and 1 (B'_0, never active) kept
-    diff = (w3[:, 2:] - w3[:, 1:-1]).mul_(inv_h.view(-1, 1, 1))
-    gfeat = grad @ torch.cat([w3[:, :2], diff], dim=1).reshape(-1, weight.shape[1]).t()
-    gx = _silu_grad(x).mul_(gfeat[:, ::width])
-    if k > 0:
-        for r, col in enumerate(cardinal_columns(u, k - 1)):
-            gx.addcmul_(torch.gather(gfeat[:, 1 + r :], 1, flat_idx), col)
+    # spline row j of input i becomes (c_j - c_{j-1}) / h, the weight of the order k-1
+    # B-spline j (j >= 1; row 0 is never read: inside the grid proper that B-spline is 0)
+    rows = weight.new_empty(weight.shape)
+    rows[:n_in] = weight[:n_in]
+    w3, r3 = (t[n_in:].reshape(n_in, -1, t.shape[1]) for t in (weight, rows))
+    torch.sub(w3[:, 1:], w3[:, :-1], out=r3[:, 1:]).mul_(inv_h.view(-1, 1, 1))
+    r3[:, 0] = 0
+    gfeat = grad @ rows.t()
+    gx = _silu_grad(x).mul_(gfeat[:, :n_in])
+    if k == 0:
+        return gx
+    # g[:, r, i]: column of the order k-1 B-spline m - k + 1 + r of input i
+    g = torch.gather(window(gfeat[:, 1:], k), 2, _spread(flat_idx, k))
+    if k == 3:  # q0 g0 + q1 g1 + q2 g2 = g1 + (g0 - g1) v^2/2 + (g2 - g1) u^2/2
+        u2, v2 = state
+        g[:, ::2] -= g[:, 1:2]
+        return gx.add_(g[:, 1]).addcmul_(g[:, 0], v2, value=0.5).addcmul_(g[:, 2], u2, value=0.5)
+    for r, col in enumerate(cardinal_columns(state[0], k - 1)):
+        gx.addcmul_(g[:, r], col)
     return gx
 
 
-def _general_grad_x(grad, weight, x, idx, dvals, width: int) -> torch.Tensor:
-    """``d out / dx`` on the general path: gathers of ``grad @ W^T`` times the derivatives."""
+def _general_grad_x(grad, x, weight, idx, dvals, n_basis: int) -> torch.Tensor:
+    """``d out / dx`` on the general path: the local derivatives times ``grad @ W^T``."""
     n, n_in = x.shape
     gfeat = grad @ weight.t()
-    local = torch.gather(gfeat.view(n, n_in, width)[:, :, 1:], 2, idx)
-    return (local * dvals).sum(-1) + gfeat[:, ::width] * _silu_grad(x)
+    local = gfeat[:, n_in:].view(n, n_in, n_basis)
+    gx = (torch.gather(local, 2, idx) * dvals).sum(-1)
+    return gx + gfeat[:, :n_in] * _silu_grad(x)
+
+
+def _reference_grads(ctx, grad, x, weight) -> list[torch.Tensor | None]:
+    """Gradients of the inputs that need one, through ``reference_forward``, with a graph."""
+    wanted = [t for t, need in zip((x, weight), ctx.needs_input_grad) if need]
+    with torch.enable_grad():
+        out = reference_forward(x, interleave_weight(weight, x.shape[1]), ctx.basis)
+        found = iter(torch.autograd.grad(out, wanted, grad, create_graph=True))
+    return [next(found) if need else None for need in ctx.needs_input_grad[:2]]
+
+
+def interleave_weight(weight: torch.Tensor, n_in: int) -> torch.Tensor:
+    """Block layout (base rows, then spline rows) to per-input layout (base row, spline rows)."""
+    n_out = weight.shape[1]
+    spline = weight[n_in:].reshape(n_in, -1, n_out)
+    return torch.cat([weight[:n_in].unsqueeze(1), spline], dim=1).reshape(-1, n_out)
 
 
 def features(x: torch.Tensor, basis: Basis, base_fun: Callable) -> torch.Tensor:
@@ -205,9 +264,14 @@ class KANLayer(nn.Module):
 
     def weight(self) -> torch.Tensor:
         """The fused ``(in * (n_basis + 1), out)`` matrix: base row then spline rows per input."""
-        base = (self.scale_base * self.mask).unsqueeze(1)
+        return interleave_weight(self.block_weight(), self.in_features)
+
+    def block_weight(self) -> torch.Tensor:
+        """The same rows in blocks: the ``in`` base rows ``w_b * mask``, then per input ``i``
+        the ``n_basis`` spline rows ``coef[i, :, j] * w_s[i] * mask[i]``."""
+        base = self.scale_base * self.mask
         spline = (self.coef * (self.scale_sp * self.mask).unsqueeze(-1)).transpose(1, 2)
-        return torch.cat([base, spline], dim=1).reshape(-1, self.out_features)
+        return torch.cat([base, spline.reshape(-1, self.out_features)])
 
     @property
     def active(self) -> bool:
@@ -224,11 +288,10 @@ class KANLayer(nn.Module):
             raise ShapeError(
                 f"KANLayer expects input (N, {self.in_features}), got {tuple(x.shape)}"
             )
-        weight = self.weight()
         if self._fusable(x):
-            return _FusedSpline.apply(x, weight, self.basis)
+            return _FusedSpline.apply(x, self.block_weight(), self.basis)
         feats = features(x, self.basis, BASE_FUNCTIONS[self.base_fun_name])
-        return feats.reshape(x.shape[0], -1) @ weight
+        return feats.reshape(x.shape[0], -1) @ self.weight()
 
     def _fusable(self, x: torch.Tensor) -> bool:
         return (

@@ -64,10 +64,14 @@ def _check_data(model: MultKAN, x: torch.Tensor, y: torch.Tensor, what: str) -> 
         )
 
 
-def _optimizer(name: str, params: list, lr: float) -> torch.optim.Optimizer:
+def _optimizer(name: str, params: list, lr: float, history: int | None) -> torch.optim.Optimizer:
     if name == "LBFGS":
+        if history is None:  # a long memory is cheap for small models and converges much faster
+            history = 100 if sum(p.numel() for p in params) <= 100_000 else 10
+        if history < 1:
+            raise ShapeError(f"history_size must be >= 1, got {history}")
         return torch.optim.LBFGS(
-            params, lr=lr, history_size=10, line_search_fn="strong_wolfe",
+            params, lr=lr, history_size=int(history), line_search_fn="strong_wolfe",
             tolerance_grad=1e-32, tolerance_change=1e-32,
         )  # fmt: skip
     if name == "Adam":
@@ -99,6 +103,7 @@ def fit(
     progress: bool = True,
     log: Callable[[int, dict[str, float]], Any] | None = None,
     threads: int | None = None,
+    history_size: int | None = None,
 ) -> History:
     """Train ``model`` in place; return ``{"train_rmse", "test_rmse", "reg"}`` per step.
 
@@ -108,6 +113,8 @@ def fit(
     stops when the test RMSE has not improved for that many steps and restores the best
     weights. ``log(step, record)`` is called after every step. ``threads`` sets torch's CPU
     thread count for the call (restored after): small models train fastest on one thread.
+    ``history_size`` is LBFGS's memory (default: 100 pairs for models of up to 100,000
+    trainable parameters, else 10); a long memory reaches a given loss in far fewer steps.
     """
     _check_data(model, x, y, "training data")
     has_test = x_test is not None and y_test is not None
@@ -120,7 +127,7 @@ def fit(
     if not params:
         raise FitError("the model has no trainable parameters (every requires_grad is False)")
     run = _Run(
-        model=model, optimizer=_optimizer(opt, params, lr), opt=opt,
+        model=model, optimizer=_optimizer(opt, params, lr, history_size), opt=opt,
         loss_fn=loss_fn or (lambda pred, target: torch.mean((pred - target) ** 2)),
         lamb=(lamb, lamb_l1, lamb_entropy), patience=patience, log=log,
         data=(x, y, x_test, y_test), gen=torch.Generator().manual_seed(int(seed)),
