@@ -19,6 +19,24 @@ finest grid. Uniform grids (``grid_eps=1``, the default here) suit uniform data 
 fast uniform-grid path of the spline evaluation on.
 
 Run: ``OMP_NUM_THREADS=1 python bench/grid_extension.py [--steps 50] [--threads 1]``.
+
+Result with the defaults (seed 0, one thread of a shared 2-core x86_64 machine, 144 s):
+
+    grid   train RMSE    test RMSE  params  seconds
+       3    1.168e-03    1.156e-03     180     10.8
+       5    2.592e-04    2.688e-04     210     10.3
+      10    8.617e-05    8.996e-05     285     12.4
+      20    1.517e-05    1.622e-05     435     15.1
+      50    5.339e-06    5.752e-06     885     24.5
+     100    3.978e-06    4.644e-06    1635     70.9
+
+The test RMSE falls with every grid and stays within 20% of the train RMSE. Updating the grid
+during every stage's training instead gives 7.4e-6 / 6.5e-6 at G = 50 / 100; LBFGS with a
+10-pair memory stops near 2e-5. The outcome depends on the seed: with ``--seed 1`` training
+stalls from G = 20 on (test 2.6e-5 at G = 20, 1.9e-5 at G = 50) and the test RMSE rises at
+G = 100 (3.6e-5, train 1.3e-5), from test points whose hidden activations leave the training
+range, where only part of the B-spline basis is left; with 5,000 training points this effect
+dominates from G = 20 on.
 """
 
 from __future__ import annotations
@@ -44,6 +62,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--grids", default="3,5,10,20,50,100")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0, help="model init and data seed")
+    parser.add_argument("--update-steps", type=int, default=25, help="grid updates on G0")
     parser.add_argument("--n-train", type=int, default=10_000)
     parser.add_argument("--n-test", type=int, default=10_000)
     parser.add_argument("--grid-eps", type=float, default=1.0, help="0: quantile grids, 1: uniform")
@@ -61,7 +80,7 @@ def main() -> None:
     print("grid extension: [2,5,1] MultKAN (k=3), f = exp(sin(pi*x) + y^2), float64")
     print(
         f"method: LBFGS (strong Wolfe, 100-pair memory), {args.steps} steps per grid; grid "
-        f"updated from the data in the first {args.steps // 2} steps on G={grids[0]} and "
+        f"updated from the data in the first {args.update_steps} steps on G={grids[0]} and "
         f"before each extension; grid_eps={args.grid_eps}"
     )
     print(
@@ -86,7 +105,7 @@ def main() -> None:
         # run changes the parameterisation under LBFGS and discards what its memory learned
         model.fit(
             x, y, steps=args.steps, update_grid=pos == 0,
-            stop_grid_update_step=args.steps // 2, progress=False,
+            stop_grid_update_step=args.update_steps, progress=False,
         )  # fmt: skip
         seconds = time.perf_counter() - t0
         params = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -138,14 +138,15 @@ def test_checkpoint_loads_onto_a_device(tmp_path, device: str) -> None:
     torch.testing.assert_close(back(x.to(dev)).cpu(), m(x), atol=1e-12, rtol=1e-12)
 
 
-def test_input_free_model_round_trips_bit_for_bit(tmp_path) -> None:
-    m = kanpiler.compile("3", dtype=torch.float64)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_input_free_model_round_trips_bit_for_bit(tmp_path, dtype: torch.dtype) -> None:
+    m = kanpiler.compile("3", dtype=dtype)
     assert m.n_inputs == 0
     m.save(tmp_path / "c")
     back = kanpiler.load(tmp_path / "c")
-    x = torch.zeros(5, 0, dtype=torch.float64)
+    x = torch.zeros(5, 0, dtype=dtype)
     assert torch.equal(back(x), m(x))
-    assert torch.equal(back(x), torch.full((5, 1), 3.0, dtype=torch.float64))
+    assert torch.equal(back(x), torch.full((5, 1), 3.0, dtype=dtype))
     for (name, p), (_, q) in zip(m.state_dict().items(), back.state_dict().items()):
         assert torch.equal(p, q), name
     assert back.formulas == ["3"] and back.layout == m.layout

@@ -350,7 +350,9 @@ class MultKAN(nn.Module):
         save(self, path)
 
     def plot(self, x: torch.Tensor | None = None, **kw: Any) -> Any:
-        """A matplotlib Figure of every edge's curve; see :func:`kanpiler.runtime.plot.plot`."""
+        """A matplotlib Figure of every edge's curve, labelled with the candidates of
+        ``self.symbolic_report`` when ``auto_symbolic`` left one; see
+        :func:`kanpiler.runtime.plot.plot`."""
         from .plot import plot
 
         return plot(self, x, **kw)
