@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -169,3 +170,40 @@ def test_saved_memory_within_twice_the_dense_product() -> None:
         layer(x)
     feats_bytes = 512 * 16 * (layer.basis.n_basis + 1) * 4
     assert sum(seen.values()) <= 2 * feats_bytes
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_the_ends_of_the_grid_stay_on_the_fast_path(dtype: torch.dtype, fast_calls) -> None:
+    """Data scaled to exactly [-1, 1] (both ends included) keeps the fast path, same values."""
+    layer = KANLayer(2, 3, grid=5, k=3, dtype=dtype, seed=8)
+    x = torch.linspace(-1, 1, 101, dtype=dtype).reshape(-1, 1).repeat(1, 2).requires_grad_()
+    out = layer(x)
+    (gx,) = torch.autograd.grad(out.sum(), x)
+    wide = copy.deepcopy(layer).double()  # the same knots and weights, in float64
+    xr = x.detach().double().requires_grad_()
+    want = reference_forward(xr, wide.weight(), wide.basis)
+    (gx_want,) = torch.autograd.grad(want.sum(), xr)
+    assert fast_calls == [True]
+    tol = 1e-13 if dtype == F64 else 1e-5
+    torch.testing.assert_close(out.double(), want, atol=tol, rtol=0)
+    torch.testing.assert_close(gx.double(), gx_want, atol=100 * tol, rtol=0)
+
+
+def test_pooled_feature_buffers_are_never_shared_by_live_graphs() -> None:
+    """Big CPU feature matrices are reused between calls; graphs alive at once, retained
+    graphs and inference mode must each keep their own."""
+    layer = KANLayer(64, 8, grid=5, k=3, dtype=F64, seed=3)  # 2048 x 576 float64: pooled
+    xs = [_inside(2048, 64, seed=s).requires_grad_() for s in range(3)]
+    outs = [layer(x) for x in xs]  # three graphs alive together
+    with torch.inference_mode():
+        layer(_inside(2048, 64, seed=9))
+    for x, out in zip(xs, outs):
+        got = torch.autograd.grad(out.sum(), (x, layer.coef), retain_graph=True)
+        again = torch.autograd.grad(out.sum(), (x, layer.coef))  # the retained graph
+        xr = x.detach().clone().requires_grad_()
+        ref = reference_forward(xr, layer.weight(), layer.basis).sum()
+        want = torch.autograd.grad(ref, (xr, layer.coef))
+        for a, b, w in zip(got, again, want):
+            torch.testing.assert_close(a, w, atol=1e-12, rtol=0)
+            torch.testing.assert_close(b, w, atol=1e-12, rtol=0)
+    layer(xs[0]).sum().backward()  # a fresh graph after inference mode

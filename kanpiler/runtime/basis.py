@@ -175,12 +175,7 @@ class BSplineBasis(Basis):
         dvals = None
         if derivative:
             dvals = _stack_last(cardinal_columns(u, self.k, derivative=True)) * inv_h.unsqueeze(-1)
-        if inside is not None:
-            keep = inside.unsqueeze(-1)
-            vals = torch.where(keep, vals, torch.zeros_like(vals))
-            if dvals is not None:
-                dvals = torch.where(keep, dvals, torch.zeros_like(dvals))
-        return m.long() - self.k, vals, dvals
+        return m.long() - self.k, *_zero_outside(inside, vals, dvals)
 
     def _table(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per input and knot interval, the power coefficients of the ``k+1`` non-zero
@@ -227,12 +222,18 @@ class BSplineBasis(Basis):
             for p in range(self.k, 0, -1):
                 dvals = dvals * u + p * c[..., p, :]
             dvals = dvals * scale.unsqueeze(-1)
-        if inside is not None:
-            keep = inside.unsqueeze(-1)
-            vals = torch.where(keep, vals, torch.zeros_like(vals))
-            if dvals is not None:
-                dvals = torch.where(keep, dvals, torch.zeros_like(dvals))
-        return m - self.k, vals, dvals
+        return m - self.k, *_zero_outside(inside, vals, dvals)
+
+
+def _zero_outside(inside: torch.Tensor | None, vals: torch.Tensor, dvals: torch.Tensor | None):
+    """Values (and derivatives) set to 0 where ``inside`` is False (``None``: all inside)."""
+    if inside is None:
+        return vals, dvals
+    keep = inside.unsqueeze(-1)
+    vals = torch.where(keep, vals, torch.zeros_like(vals))
+    if dvals is not None:
+        dvals = torch.where(keep, dvals, torch.zeros_like(dvals))
+    return vals, dvals
 
 
 def _local_recursive(knots: torch.Tensor, k: int, x: torch.Tensor, derivative: bool):

@@ -13,7 +13,9 @@ torch.Size([4, 2])
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from functools import lru_cache
 
 import torch
 from torch import nn
@@ -50,13 +52,55 @@ def _fast_position(x: torch.Tensor, basis: BSplineBasis):
         return None
     g0, inv_h = basis.spacing()
     t = torch.sub(x, g0).mul_(inv_h)  # knot intervals from the first knot
-    lo, hi = torch.aminmax(t)
-    if not bool((lo >= basis.k) & (hi < basis.n_basis)):
+    k, top = basis.k, basis.n_basis  # inside the grid proper: k <= t < n_basis
+    lo, hi = (float(v) for v in torch.aminmax(t))
+    # continuous splines (k >= 1): the ends of the grid proper (x = -1 or 1, maybe rounded a
+    # few ulps outside) are clamped in, to the same values; NaN fails every comparison
+    slack = 4 * torch.finfo(t.dtype).eps * top if k > 0 else 0.0
+    if not (lo >= k - slack and (hi < top or (slack > 0 and hi <= top + slack))):
         return None
-    # column of basis m - k + r of input i: in + i * n_basis + m - k + r; t >= 0: trunc = floor
-    n_in = x.shape[1]
-    offset = torch.arange(n_in, device=x.device) * basis.n_basis + (n_in - basis.k)
-    return t.long().add_(offset), torch.frac(t), inv_h
+    if lo < k or hi >= top:
+        below_top = torch.nextafter(t.new_tensor(float(top)), t.new_tensor(0.0)).item()
+        t.clamp_(float(k), below_top)
+    offset = _column_offset(x.shape[1], basis.n_basis, basis.k, x.device)
+    return t.long().add_(offset), torch.frac(t), inv_h  # t >= 0: trunc is floor
+
+
+@lru_cache(maxsize=64)
+def _column_offset(n_in: int, n_basis: int, k: int, device: torch.device) -> torch.Tensor:
+    """Feature column of basis ``m - k`` of input ``i``, less ``m``: ``in + i * n_basis - k``."""
+    return torch.arange(n_in, device=device) * n_basis + (n_in - k)
+
+
+_POOL: list[torch.Tensor] = []
+_POOL_LOCK = threading.Lock()
+
+
+def scratch(shape: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised ``shape`` tensor with the dtype and device of ``like``.
+
+    On CPU, big feature matrices are reused: a fresh multi-megabyte tensor is mapped anew by
+    the C allocator, and its first touch and release cost about as much as the elementwise
+    work of a layer. A pooled buffer is handed out only while nothing else (a live autograd
+    graph, a view) refers to it; at most eight are kept."""
+    opts = {"dtype": like.dtype, "device": like.device}
+    if like.device.type != "cpu" or shape[0] * shape[1] * like.element_size() < 1 << 18:
+        return torch.empty(shape, **opts)
+    inference = torch.is_inference_mode_enabled()
+    with _POOL_LOCK:
+        for buf in _POOL:
+            if buf.shape == shape and buf.dtype == like.dtype and _free(buf, inference):
+                return buf.view(shape)  # a view: the buffer counts as used while it lives
+        buf = torch.empty(shape, **opts)
+        _POOL.append(buf)
+        if len(_POOL) > 8:
+            del _POOL[0]
+        return buf.view(shape)
+
+
+def _free(buf: torch.Tensor, inference: bool) -> bool:
+    refs = torch._C._storage_Use_Count(buf.untyped_storage()._cdata)
+    return buf._use_count() == 1 and refs <= 2 and buf.is_inference() == inference
 
 
 class _FusedSpline(torch.autograd.Function):
@@ -77,13 +121,14 @@ class _FusedSpline(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, basis: BSplineBasis) -> torch.Tensor:
         n, n_in = x.shape
-        feats = torch.zeros(n, n_in * (basis.n_basis + 1), dtype=x.dtype, device=x.device)
-        torch.ops.aten.silu.out(x, out=feats[:, :n_in])  # written in place, no copy
         fast = _fast_position(x, basis)
         ctx.basis, ctx.fast = basis, fast is not None
-        if fast is not None:
+        if fast is not None:  # the small (N, in) work first, while x is in cache
             flat_idx, u, inv_h = fast
             vals, state = _fast_values(u, basis.k)
+        feats = scratch((n, n_in * (basis.n_basis + 1)), x).zero_()
+        torch.ops.aten.silu.out(x, out=feats[:, :n_in])  # written in place, no copy
+        if fast is not None:
             # one scatter into overlapping windows: window r of row n starts at column r
             window(feats, basis.k + 1).scatter_(2, _spread(flat_idx, basis.k + 1), vals)
             extra = (flat_idx, inv_h, *state)
@@ -103,7 +148,7 @@ class _FusedSpline(torch.autograd.Function):
         gx = gw = None
         if ctx.needs_input_grad[0]:
             if ctx.fast:
-                gx = _fast_grad_x(grad, x, weight, *extra, k=ctx.basis.k)
+                gx = _fast_grad_x(grad, x, weight, feats, *extra, k=ctx.basis.k)
             else:
                 gx = _general_grad_x(grad, x, weight, *extra, ctx.basis.n_basis)
         if ctx.needs_input_grad[1]:
@@ -134,7 +179,7 @@ def _fast_values(u: torch.Tensor, k: int):
     return vals, (u2, v2)
 
 
-def _fast_grad_x(grad, x, weight, flat_idx, inv_h, *state, k: int) -> torch.Tensor:
+def _fast_grad_x(grad, x, weight, feats, flat_idx, inv_h, *state, k: int) -> torch.Tensor:
     """``d out / dx`` on the fast path: silu column plus the order ``k-1`` derivative basis."""
     n_in = x.shape[1]
     # spline row j of input i becomes (c_j - c_{j-1}) / h, the weight of the order k-1
@@ -144,8 +189,11 @@ def _fast_grad_x(grad, x, weight, flat_idx, inv_h, *state, k: int) -> torch.Tens
     w3, r3 = (t[n_in:].reshape(n_in, -1, t.shape[1]) for t in (weight, rows))
     torch.sub(w3[:, 1:], w3[:, :-1], out=r3[:, 1:]).mul_(inv_h.view(-1, 1, 1))
     r3[:, 0] = 0
-    gfeat = grad @ rows.t()
-    gx = _silu_grad(x).mul_(gfeat[:, :n_in])
+    # silu' = s + silu * (1 - s), with silu(x) read back from the features
+    s = torch.sigmoid(x)
+    gx = torch.rsub(s, 1).mul_(feats[:, :n_in]).add_(s)
+    gfeat = torch.mm(grad, rows.t(), out=scratch((grad.shape[0], rows.shape[0]), grad))
+    gx.mul_(gfeat[:, :n_in])
     if k == 0:
         return gx
     # g[:, r, i]: column of the order k-1 B-spline m - k + 1 + r of input i
