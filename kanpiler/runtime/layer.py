@@ -13,7 +13,6 @@ torch.Size([4, 2])
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -72,35 +71,9 @@ def _column_offset(n_in: int, n_basis: int, k: int, device: torch.device) -> tor
     return torch.arange(n_in, device=device) * n_basis + (n_in - k)
 
 
-_POOL: list[torch.Tensor] = []
-_POOL_LOCK = threading.Lock()
-
-
 def scratch(shape: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
-    """An uninitialised ``shape`` tensor with the dtype and device of ``like``.
-
-    On CPU, big feature matrices are reused: a fresh multi-megabyte tensor is mapped anew by
-    the C allocator, and its first touch and release cost about as much as the elementwise
-    work of a layer. A pooled buffer is handed out only while nothing else (a live autograd
-    graph, a view) refers to it; at most eight are kept."""
-    opts = {"dtype": like.dtype, "device": like.device}
-    if like.device.type != "cpu" or shape[0] * shape[1] * like.element_size() < 1 << 18:
-        return torch.empty(shape, **opts)
-    inference = torch.is_inference_mode_enabled()
-    with _POOL_LOCK:
-        for buf in _POOL:
-            if buf.shape == shape and buf.dtype == like.dtype and _free(buf, inference):
-                return buf.view(shape)  # a view: the buffer counts as used while it lives
-        buf = torch.empty(shape, **opts)
-        _POOL.append(buf)
-        if len(_POOL) > 8:
-            del _POOL[0]
-        return buf.view(shape)
-
-
-def _free(buf: torch.Tensor, inference: bool) -> bool:
-    refs = torch._C._storage_Use_Count(buf.untyped_storage()._cdata)
-    return buf._use_count() == 1 and refs <= 2 and buf.is_inference() == inference
+    """An uninitialised ``shape`` tensor with the dtype and device of ``like``."""
+    return torch.empty(shape, dtype=like.dtype, device=like.device)
 
 
 class _FusedSpline(torch.autograd.Function):
