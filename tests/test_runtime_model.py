@@ -140,7 +140,7 @@ def test_fix_symbolic_recovers_affine_parameters() -> None:
     m.symbolic_to_spline(x)  # now a spline that follows the sine
     assert m.layers[0].mask[0, 0] == 1 and m.symbolic[0].mask[0, 0] == 0
     assert (m(x) - target).abs().max() < 1e-4
-    r2 = m.fix_symbolic(0, 0, 0, "sin", x=x, a_range=(-3, 3), b_range=(-3, 3), grid_number=61)
+    r2 = m.fix_symbolic(0, 0, 0, "sin", x=x)
     assert r2 > 0.9999
     a, b, c, d = m.symbolic[0].affine[0, 0].tolist()
     # c*sin(a*x+b) = (-c)*sin(-a*x-b): the same curve up to the sign of (a, b, c)

@@ -24,44 +24,32 @@ import torch
 from .. import library
 from ..errors import FitError, ShapeError
 from .basis import extend_grid, uniform_points
-from .grid import curve_to_coef, lstsq
+from .grid import curve_to_coef
 
 if TYPE_CHECKING:
     from .multkan import MultKAN
 
 
 def fit_affine(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    fn: str,
-    a_range: tuple[float, float] = (-10.0, 10.0),
-    b_range: tuple[float, float] = (-10.0, 10.0),
-    grid_number: int = 101,
+    x: torch.Tensor, y: torch.Tensor, fn: str
 ) -> tuple[tuple[float, float, float, float], float]:
-    """Fit ``y ~ c*f(a*x+b)+d`` on 1-D samples: grid search over ``(a, b)``, then least squares
-    for ``(c, d)``; returns ``((a, b, c, d), r2)``."""
-    f = library.get(fn).safe_fn
-    x, y = x.reshape(-1).to(torch.float64), y.reshape(-1).to(torch.float64)
-    a = torch.linspace(*a_range, grid_number, dtype=torch.float64, device=x.device)
-    b = torch.linspace(*b_range, grid_number, dtype=torch.float64, device=x.device)
-    feats = f(a[:, None, None] * x + b[None, :, None])  # (A, B, N)
-    fc = feats - feats.mean(-1, keepdim=True)
-    yc = y - y.mean()
-    r2 = (fc @ yc) ** 2 / ((fc * fc).sum(-1) * (yc @ yc) + 1e-30)
-    r2 = torch.nan_to_num(r2, nan=-1.0)
-    best = int(torch.argmax(r2))
-    ai, bi = divmod(best, grid_number)
-    av, bv = float(a[ai]), float(b[bi])
-    design = torch.stack([f(av * x + bv), torch.ones_like(x)], dim=1)
-    c, d = lstsq(design, y.unsqueeze(1)).flatten().tolist()
-    resid = y - (c * f(av * x + bv) + d)
-    score = 1 - float(resid @ resid) / max(float(yc @ yc), 1e-30)
-    return (av, bv, c, d), score
+    """Fit ``y ~ c*f(a*x+b)+d`` on 1-D samples; returns ``((a, b, c, d), r2)``.
+
+    One curve through the batched fitter that ``kanpiler.auto_symbolic`` uses (a coarse search
+    over ``(a, b)`` with closed-form ``(c, d)``, then Levenberg-Marquardt), so an edge fixed by
+    hand and an edge fixed by ``auto_symbolic`` are fitted alike.
+    """
+    from ..convert.canonical import canonical_affine
+    from ..convert.curvefit import fit_curves
+
+    fits = fit_curves(x.reshape(1, -1), y.reshape(1, -1), [library.get(fn)])
+    a, b, c, d = canonical_affine(fn, *fits.params[0, 0].tolist())
+    return (a, b, c, d), float(fits.r2[0, 0])
 
 
 def fix_symbolic(
     model: MultKAN, li: int, i: int, j: int, fn: str, fit: bool = True,
-    x: torch.Tensor | None = None, **kw: Any,
+    x: torch.Tensor | None = None,
 ) -> float:  # fmt: skip
     """Lock edge ``(l, i, j)`` to ``fn``; with ``fit``, fit ``a, b, c, d`` to its current curve
     sampled at ``x`` (model inputs) or at the cached activations. Returns r² (1.0 unfitted)."""
@@ -77,7 +65,7 @@ def fix_symbolic(
         acts, edges = model.acts, model.edge_acts
     else:
         raise ShapeError("fix_symbolic(fit=True) needs x, or cached activations (cache_acts)")
-    params, r2 = fit_affine(acts[li][:, i].detach(), edges[li][:, i, j].detach(), fn, **kw)
+    params, r2 = fit_affine(acts[li][:, i].detach(), edges[li][:, i, j].detach(), fn)
     model.set_symbolic(li, i, j, fn, *params)
     return r2
 
