@@ -40,7 +40,7 @@ def main(formula: str) -> None:
 
     # several outputs at once, and what cannot be compiled
     both = kanpiler.compile([formula, "x*y"], dtype=torch.float64)
-    print(f"two outputs: {both.formulas} -> output shape {tuple(both(x).shape)}")
+    print(f"two outputs: {both.source_formulas} -> output shape {tuple(both(x).shape)}")
     try:
         kanpiler.compile("(-2)**x")
     except kanpiler.KanpilerError as err:

@@ -29,7 +29,7 @@ def main() -> None:
 
     result = symbolic_pipeline(model, x, y)
     print(result.report)  # the chosen function of every edge, with r² and runner-ups
-    (formula,) = result.formula
+    (formula,) = result.expression
     print(f"formula: {formula}")
 
 

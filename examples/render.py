@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import kanpiler
-from kanpiler.render import save
+from kanpiler.views import save
 
 
 def main(folder: Path, formula: str) -> None:

@@ -1,8 +1,11 @@
 """kanpiler: formulas to Kolmogorov-Arnold Networks and back.
 
-    formula text --parse--> IR --passes--> IR --lower--> MultKAN layout --build--> torch module
-         ^                                                                          | train
-         +-- print <-- SymPy <-- simplify <-- graph (networkx) <-- extract <--------+
+    formula text --parse--> IR --passes--> IR --lower--> Layout --build--> MultKAN (torch)
+         ^                                                                  | train
+         +-- print <-- SymPy <-- simplify <-- graph (networkx) <-- extract <+
+
+In: nothing (this is the facade). Out: the public names, each imported from its stage on first
+use. Stage: package facade, above every stage.
 
 >>> import kanpiler
 >>> kanpiler.parse("sin(x)*exp(y)")
@@ -14,15 +17,14 @@ first used, so ``import kanpiler`` is cheap.
 
 from __future__ import annotations
 
-import sys
 from importlib import import_module
-from types import ModuleType
 from typing import Any
 
 from ._version import __version__
 from .errors import (
     CheckpointError,
     CompileError,
+    ConfigError,
     FitError,
     FormulaSyntaxError,
     KanpilerError,
@@ -38,17 +40,19 @@ _LAZY = {
     # parse / IR / printing
     "Expr": "kanpiler.ir",
     "Op": "kanpiler.ir",
-    "parse": "kanpiler.parse",
-    "to_string": "kanpiler.printing",
+    "parse": "kanpiler.parser",
+    "to_string": "kanpiler.ir",
     "to_sympy": "kanpiler.printing",
-    "from_sympy": "kanpiler.printing",
+    "from_sympy": "kanpiler.reader",
     "to_latex": "kanpiler.printing",
     "canonicalize": "kanpiler.passes",
     # compile
     "compile": "kanpiler.compiler",
-    "lower": "kanpiler.compiler",
+    "lower": "kanpiler.lowering",
     "Layout": "kanpiler.layout",
-    "render": "kanpiler.render",
+    # views
+    "render": "kanpiler.views",
+    "to_dot": "kanpiler.views",
     # runtime
     "KANLayer": "kanpiler.runtime",
     "MultKAN": "kanpiler.runtime",
@@ -60,6 +64,7 @@ _LAZY = {
     "symbolic_pipeline": "kanpiler.convert",
     "snap_constants": "kanpiler.convert",
     "tree": "kanpiler.convert",
+    "formula": "kanpiler.convert",
 }
 
 __all__ = [
@@ -69,6 +74,7 @@ __all__ = [
     "UnknownFunctionError",
     "UnsupportedError",
     "CompileError",
+    "ConfigError",
     "VerifyError",
     "ShapeError",
     "FitError",
@@ -89,16 +95,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-class _Package(ModuleType):
-    """Keeps ``kanpiler.parse``/``lower``/``render`` the functions: importing a submodule of the
-    same name (``kanpiler/parse.py``) would otherwise bind the module over the function."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if isinstance(value, ModuleType) and name in _LAZY:
-            return  # the submodule stays reachable through sys.modules
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

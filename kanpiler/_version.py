@@ -1,1 +1,6 @@
-__version__ = "0.1.0"
+"""The package version (read by the build backend and ``kanpiler --version``).
+
+In: nothing. Out: ``__version__``. Stage: errors (imports nothing).
+"""
+
+__version__ = "0.2.0"

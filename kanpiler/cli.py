@@ -2,7 +2,8 @@
 
 In: arguments (formula text, model paths, data files). Out: text on stdout, files the user
 names; every ``KanpilerError`` is printed on stderr and exits with status 2.
-Stage: CLI, a thin shell over the public API (heavy modules are imported per subcommand).
+Stage: CLI, a thin shell over the public API. Each subcommand imports the stages it runs when
+it runs (documented lazy imports), so ``kanpiler --help`` and ``kanpiler parse`` never load torch.
 
     kanpiler parse "sin(x)*exp(y)"
     kanpiler compile "sin(x)*exp(y)" --print-layout --svg model.svg --save model
@@ -18,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import kanpiler
+
 from .errors import KanpilerError
 
 _EPILOG = (
@@ -26,7 +29,7 @@ _EPILOG = (
 
 
 def _parse_cmd(args: argparse.Namespace) -> None:
-    from .parse import parse
+    from .parser import parse
     from .passes import canonicalize
     from .printing import to_latex, to_string, to_sympy
 
@@ -38,8 +41,6 @@ def _parse_cmd(args: argparse.Namespace) -> None:
 
 def _compile_cmd(args: argparse.Namespace) -> None:
     import torch
-
-    import kanpiler
 
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     model = kanpiler.compile(args.formula, args.variables, dtype=dtype)
@@ -56,10 +57,7 @@ def _compile_cmd(args: argparse.Namespace) -> None:
 def _convert_cmd(args: argparse.Namespace) -> None:
     import sympy
 
-    import kanpiler
-
-    formulas = kanpiler.to_sympy(kanpiler.load(args.model))
-    formulas = formulas if isinstance(formulas, (list, tuple)) else [formulas]
+    formulas = kanpiler.formula(kanpiler.load(args.model))
     for i, f in enumerate(formulas):
         name = "f" if len(formulas) == 1 else f"f{i}"
         print(f"{name} = {sympy.latex(f) if args.latex else f}")
@@ -68,13 +66,11 @@ def _convert_cmd(args: argparse.Namespace) -> None:
 def _tree_cmd(args: argparse.Namespace) -> None:
     import torch
 
-    import kanpiler
-
     model = kanpiler.load(args.model)
     dtype = next(model.parameters()).dtype
     x = torch.as_tensor(_read_data(args.data, list(model.variables)), dtype=dtype)
     result = kanpiler.tree(model, x, variables=list(model.variables))
-    print(result.graph.get("formula", result) if hasattr(result, "graph") else result)
+    print(result.graph.get("skeleton", result) if hasattr(result, "graph") else result)
     _write_drawing(result, args)
 
 
@@ -110,10 +106,9 @@ def _write_drawing(obj: Any, args: argparse.Namespace) -> None:
     wanted = {fmt: getattr(args, fmt, None) for fmt in ("dot", "svg", "png")}
     if not any(wanted.values()):
         return
-    import kanpiler
-    from kanpiler.render import pipe
+    from .views import pipe, render
 
-    graph = kanpiler.render(obj)
+    graph = render(obj)
     for fmt, path in wanted.items():
         if path and fmt == "dot":
             Path(path).write_text(graph.source, encoding="utf-8")

@@ -1,8 +1,9 @@
 """The compiler: formulas -> exact, trainable MultKAN.
 
 In: formula text, IR, SymPy, or a list of these (one output each). Out: a runtime ``MultKAN``
-computing them exactly, with ``model.layout`` and ``model.formulas`` attached. Stage: compile
-= parse -> canonicalize -> expand_variable_powers -> fold_numeric -> lower -> verify -> build.
+computing them exactly, with ``model.layout`` and ``model.source_formulas`` set. Stage:
+compiler = ``kanpiler.lower`` (parse -> canonicalize -> expand_variable_powers -> fold_numeric
+-> lower -> verify) -> ``build_model`` -> ``check_build``.
 
 >>> import torch, kanpiler
 >>> model = kanpiler.compile("sin(x)*exp(y)", dtype=torch.float64)
@@ -20,82 +21,28 @@ from typing import Any
 
 import torch
 
-from . import ir, library
+from . import library
 from .errors import CompileError, KanpilerError, VerifyError
-from .layout import Layout, astuple_edge, verify
-from .lower import lower_ir
-
-#: the IR passes, in order; each is looked up in ``kanpiler.passes`` (a missing one is skipped:
-#: lowering accepts raw IR, the passes only make it smaller)
-PASSES = ("canonicalize", "expand_variable_powers", "fold_numeric")
+from .layout import Layout, astuple_edge, evaluate_layout
+from .lowering import PASSES, lower
+from .runtime import MultKAN, SymbolicLayer
 
 
-def _as_list(formula: Any) -> list[Any]:
-    return list(formula) if isinstance(formula, (list, tuple)) else [formula]
-
-
-def parse_all(formulas: list[Any], variables: Sequence[str] | str | None) -> list[ir.Expr]:
-    """Step 1: text, SymPy or IR -> raw IR."""
-    from .parse import parse
-
-    return [parse(f, variables) for f in formulas]
-
-
-def input_names(exprs: list[ir.Expr], variables: Sequence[str] | str | None) -> list[str]:
-    """``variables`` if given (checked to cover the formulas), else order of first appearance."""
-    found: dict[str, None] = {}
-    for e in exprs:
-        found.update(dict.fromkeys(ir.variables(e)))
-    if variables is None:
-        return list(found)
-    if isinstance(variables, str):
-        names = variables.replace(",", " ").split()
-    elif isinstance(variables, (list, tuple)) and all(isinstance(v, str) for v in variables):
-        names = list(variables)
-    else:
-        raise CompileError(
-            f"variables must be a list of names or a string 'x, y', got {variables!r}"
-        )
-    missing = [v for v in found if v not in names]
-    if missing:
-        raise CompileError(f"the formula uses {missing} but variables={names} does not list them")
-    if len(set(names)) != len(names):
-        raise CompileError(f"variables must be distinct, got {names}")
-    return names
-
-
-def run_passes(e: ir.Expr, trace: list | None = None) -> ir.Expr:
-    """Steps 2-4: the IR passes of ``PASSES`` that ``kanpiler.passes`` provides."""
-    try:
-        from . import passes
-    except ImportError:  # lowering handles raw IR; the passes only simplify it
-        return e
-    for name in PASSES:
-        step = getattr(passes, name, None)
-        if step is not None:
-            e = step(e)
-            if trace is not None:
-                trace.append((name, e))
-    return e
-
-
-def build(
+def build_model(
     layout: Layout,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
     *,
     grid: int = 5,
     k: int = 3,
-) -> Any:
-    """Step 7: a ``MultKAN`` with the layout's widths, arities, symbolic edges and affine
+) -> MultKAN:
+    """A ``MultKAN`` with the layout's widths, arities, symbolic edges and affine
     parameters; numeric (spline) branches all off. Constants of the formula are trainable.
 
-    >>> model = build(lower("exp(-x**2)"), torch.float64)
+    >>> model = build_model(lower("exp(-x**2)"), torch.float64)
     >>> model(torch.tensor([[0.0]], dtype=torch.float64)).detach().item()
     1.0
     """
-    from .runtime import MultKAN
-
     model = MultKAN(
         [list(w) for w in layout.width],
         grid=grid,
@@ -108,7 +55,8 @@ def build(
     )
     with torch.no_grad():
         for li, es in enumerate(layout.edges):
-            model.symbolic[li].set_edges([astuple_edge(e) for e in es])
+            sym: SymbolicLayer = model.symbolic[li]
+            sym.set_edges([astuple_edge(e) for e in es])
             nodes = layout.nodes[li + 1]
             _fill(model.subnode_bias[li], layout.subnode_bias[li], 0.0)
             _fill(model.node_scale[li], [n.scale for n in nodes], 1.0)
@@ -123,43 +71,6 @@ def _fill(param: torch.nn.Parameter, values: Sequence[float], default: float) ->
         param.requires_grad_(True)
 
 
-def lower(
-    formula: Any, variables: Sequence[str] | str | None = None, *, trace: list | None = None
-) -> Layout:
-    """Formula(s) -> verified ``Layout`` (parse, passes, lower, verify), without building.
-
-    >>> import kanpiler
-    >>> print(kanpiler.lower("2*x + 3"))
-    layout: 1 KAN layer, 1 edge, inputs [x], 1 output
-    nodes 0: [in x]
-    edges 0: 0->0 x c=2 d=3
-    nodes 1: [sum]
-    """
-    formulas = _as_list(formula)
-    input_names([], variables)  # the names' type is checked before parsing with them
-    raw = parse_all(formulas, variables)
-    names = input_names(raw, variables)
-    if trace is not None:
-        trace.append(("parse", raw))
-    canonical = []
-    for e in raw:
-        canonical.append(run_passes(e, trace))
-    labels = [_label(f, e) for f, e in zip(formulas, raw)]
-    layout = lower_ir(canonical, names, labels)
-    if trace is not None:
-        trace.append(("lower", layout))
-    return verify(layout, "lower")
-
-
-def _label(formula: Any, e: ir.Expr) -> str:
-    if isinstance(formula, str):
-        return formula.strip()
-    try:
-        return str(e)
-    except Exception:  # printing unavailable: a label is only decoration
-        return f"output ({e.op.name})"
-
-
 def compile(
     formula: Any,
     variables: Sequence[str] | str | None = None,
@@ -170,17 +81,19 @@ def compile(
     k: int = 3,
     check: bool = True,
     trace: bool = False,
-) -> Any:
+) -> MultKAN:
     """Compile formula(s) into a ``MultKAN`` that computes them exactly.
 
     ``formula`` is text, an ``Expr``, a SymPy expression or a list of these (several outputs).
     ``variables`` fixes the inputs and their order (default: order of first appearance across
-    the outputs). ``check`` verifies the layout and that the module holds exactly it
-    (``self_check`` also compares values with the layout's float64 reference). ``trace`` keeps every stage in ``model.compile_trace``
+    the outputs). ``check`` verifies that the module holds exactly the verified layout
+    (``check_build``: same edges, functions and parameters); comparing values with the layout's
+    float64 reference is the separate ``self_check``. ``trace`` keeps every stage in
+    ``model.compile_trace``
     (a list of ``(step, value)``). Raises a ``KanpilerError`` for what cannot compile exactly.
 
     >>> model = compile(["x*y", "sin(x) + 1"], dtype=torch.float64)
-    >>> model.variables, model.formulas
+    >>> model.variables, model.source_formulas
     (['x', 'y'], ['x*y', 'sin(x) + 1'])
     >>> model(torch.tensor([[2.0, 3.0]], dtype=torch.float64)).detach()
     tensor([[6.0000, 1.9093]], dtype=torch.float64)
@@ -188,33 +101,31 @@ def compile(
     dtype, device = _options(dtype, device)
     steps: list | None = [] if trace else None
     layout = lower(formula, variables, trace=steps)
-    model = build(layout, dtype, device, grid=grid, k=k)
+    model = build_model(layout, dtype, device, grid=grid, k=k)
     if check:
         check_build(model, layout)
     model.layout = layout
-    model.formulas = list(layout.outputs)
+    model.source_formulas = list(layout.outputs)
     if steps is not None:
         steps.append(("build", model))
         model.compile_trace = steps
     return model
 
 
-def check_build(model: Any, layout: Layout) -> None:
+def check_build(model: MultKAN, layout: Layout) -> None:
     """The module holds exactly the layout: same symbolic edges, functions and parameters (in
     the model's dtype), no numeric edge on, same node and subnode affine parameters."""
     for li, es in enumerate(layout.edges):
-        sym = model.symbolic[li]
-        opts = {"dtype": sym.affine.dtype, "device": sym.affine.device}
-        rows = torch.tensor([e.i for e in es], dtype=torch.long, device=opts["device"])
-        cols = torch.tensor([e.j for e in es], dtype=torch.long, device=opts["device"])
-        want = torch.tensor([[e.a, e.b, e.c, e.d] for e in es], **opts).reshape(-1, 4)
-        names = [sym.fn_names[int(i)] for i in sym.fn_ids[rows, cols].tolist()]
+        got = model.edges(li)  # active edges, row-major like the layout's
         ok = (
-            int((sym.mask != 0).sum()) == len(es)
-            and bool((sym.mask[rows, cols] != 0).all())
-            and not bool((model.layers[li].mask != 0).any())
-            and names == [library.get(e.fn).name for e in es]
-            and torch.equal(sym.affine.detach()[rows, cols], want)
+            len(got) == len(es)
+            and all(g.kind == "symbolic" for g in got)
+            and [(g.i, g.j) for g in got] == [(e.i, e.j) for e in es]
+            and [g.fn for g in got] == [library.get(e.fn).name for e in es]
+            and torch.equal(
+                torch.tensor([[g.a, g.b, g.c, g.d] for g in got], dtype=model.dtype).reshape(-1, 4),
+                torch.tensor([[e.a, e.b, e.c, e.d] for e in es], dtype=model.dtype).reshape(-1, 4),
+            )
             and _same(model.subnode_bias[li], layout.subnode_bias[li])
             and _same(model.node_scale[li], [n.scale for n in layout.nodes[li + 1]])
             and _same(model.node_bias[li], [n.bias for n in layout.nodes[li + 1]])
@@ -243,16 +154,14 @@ def _options(dtype: Any, device: Any) -> tuple[torch.dtype, torch.device | None]
         raise CompileError(f"device {device!r} is not a torch device: {err}") from None
 
 
-def self_check(model: Any, layout: Layout, n: int = 8, seed: int = 0) -> None:
+def self_check(model: MultKAN, layout: Layout, n: int = 8, seed: int = 0) -> None:
     """The built module agrees with the layout's float64 reference where that is finite."""
-    from .layout import evaluate
-
     if not layout.variables:
         x = torch.zeros(n, 0, dtype=torch.float64)
     else:
         gen = torch.Generator().manual_seed(seed)
         x = 0.25 + 1.5 * torch.rand(n, len(layout.variables), generator=gen, dtype=torch.float64)
-    ref = evaluate(layout, x)
+    ref = evaluate_layout(layout, x)
     with torch.no_grad():
         got = model(x.to(device=model.device, dtype=model.dtype)).double().cpu()
     ok = torch.isfinite(ref) & (ref.abs() < 1e30)
@@ -264,4 +173,4 @@ def self_check(model: Any, layout: Layout, n: int = 8, seed: int = 0) -> None:
         )
 
 
-__all__ = ["compile", "lower", "build", "check_build", "self_check", "PASSES"]
+__all__ = ["compile", "lower", "build_model", "check_build", "self_check", "PASSES"]

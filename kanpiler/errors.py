@@ -1,6 +1,7 @@
 """The one exception family of kanpiler.
 
-In: nothing. Out: ``KanpilerError`` and its subclasses, raised by every stage.
+In: nothing. Out: ``KanpilerError`` and its subclasses, raised by every stage. Stage: errors,
+the first (it imports nothing of kanpiler).
 Every error names what is wrong and where; user input is never checked with ``assert``.
 """
 
@@ -75,6 +76,11 @@ class ShapeError(KanpilerError, ValueError):
     """An input tensor of the wrong shape, dtype or device."""
 
 
+class ConfigError(KanpilerError, ValueError):
+    """A bad option or argument (an unknown optimizer, a negative learning rate, a bad thread
+    count, an object of the wrong kind); names the option, the value and what is accepted."""
+
+
 class FitError(KanpilerError):
     """A numerical solve or training step failed (e.g. a least-squares system)."""
 
@@ -95,6 +101,7 @@ __all__ = [
     "CompileError",
     "VerifyError",
     "ShapeError",
+    "ConfigError",
     "FitError",
     "CheckpointError",
     "RenderError",

@@ -1,8 +1,9 @@
 """The MultKAN layout: a frozen, printable, JSON-able description of a compiled network.
 
-In: built by ``kanpiler.lower`` (canonical IR -> Layout). Out: ``verify(layout)`` checks its
-invariants, ``evaluate(layout, X)`` is the float64 reference, ``kanpiler.compiler.build`` makes
-the torch module and ``kanpiler.render`` draws it. Stage: lower.
+In: built by ``kanpiler.lower`` (IR -> Layout). Out: ``verify(layout)`` checks its
+invariants, ``evaluate_layout(layout, X)`` is the float64 reference,
+``kanpiler.compiler.build_model`` makes the torch module and ``kanpiler.render`` draws it.
+Stage: layout (the data type between lowering and the compiler).
 
 >>> import kanpiler
 >>> lay = kanpiler.lower("2*x + 3")
@@ -273,13 +274,13 @@ def _verify_edges(layout: Layout, li: int, es: tuple[Edge, ...], fail: Any) -> N
 # ---- the float64 reference ------------------------------------------------------------------
 
 
-def evaluate(layout: Layout, X: Any) -> Any:
+def evaluate_layout(layout: Layout, X: Any) -> Any:
     """The layout's value at the rows of ``X`` (N, n_vars), computed edge by edge in float64
     with the library's exact functions: the reference a built module is checked against.
 
     Returns an array (N, n_outputs) of the same kind as ``X`` (numpy in, numpy out).
     """
-    import numpy as np
+    import numpy as np  # heavy: only the reference evaluation needs them
     import torch
 
     as_numpy = not isinstance(X, torch.Tensor)
@@ -304,4 +305,14 @@ def evaluate(layout: Layout, X: Any) -> Any:
     return values.numpy() if as_numpy else values
 
 
-__all__ = ["Node", "Edge", "Layout", "verify", "evaluate", "edge_text", "INPUT", "SUM", "MULT"]
+__all__ = [
+    "Node",
+    "Edge",
+    "Layout",
+    "verify",
+    "evaluate_layout",
+    "edge_text",
+    "INPUT",
+    "SUM",
+    "MULT",
+]

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import library
 from .errors import UnsupportedError, VerifyError
-from .ir import Expr, Number, Op, const, rebuild, transform, walk
+from .ir import Expr, Number, Op, const, rebuild, to_string, transform, walk
 
 HALF = Fraction(1, 2)
 #: bound on the fixed-point iterations of ``canonicalize``
@@ -151,13 +151,18 @@ def _fold_power(node: Expr, base: Expr, exponent: Expr) -> Expr:
     return rebuild(node, (base, exponent))
 
 
-# calls whose value at a constant is exact: abs(-2) -> 2, sign(-2) -> -1, square(3) -> 9
-_EXACT_CALLS = {"abs": abs, "sign": lambda v: (v > 0) - (v < 0), "square": lambda v: v * v}
+def _exact_call(node: Expr, args: tuple[Expr, ...]) -> Expr | None:
+    """A call whose library record gives an exact value at a constant (abs(-2) -> 2)."""
+    if node.op is not Op.CALL or len(args) != 1 or args[0].op is not Op.CONST:
+        return None
+    exact = library.FUNCTIONS[node.arg].exact_value
+    return None if exact is None else const(exact(args[0].arg))
 
 
 def _fold_rule(node: Expr, args: tuple[Expr, ...]) -> Expr:
-    if node.op is Op.CALL and node.arg in _EXACT_CALLS and args[0].op is Op.CONST:
-        return const(_EXACT_CALLS[node.arg](args[0].arg))
+    exact = _exact_call(node, args)
+    if exact is not None:
+        return exact
     if node.op is Op.ADD:
         return _fold_sum(args)
     if node.op is Op.MUL:
@@ -279,13 +284,13 @@ def canonicalize(expr: Expr) -> Expr:
 
 
 def _call_value(name: str, values: list[Number]) -> float:
-    import torch
+    import torch  # heavy: only a constant call (sin(1)) needs it, and only at compile time
 
     xs = [torch.tensor(float(v), dtype=torch.float64) for v in values]
     return float(library.get(name).torch_fn(*xs))
 
 
-def _evaluate(node: Expr, values: list[Number]) -> Number | None:
+def _constant_value(node: Expr, values: list[Number]) -> Number | None:
     """The value of ``node`` applied to constant arguments (exact when it can be)."""
     op = node.op
     try:
@@ -312,10 +317,8 @@ def _numeric_rule(node: Expr, args: tuple[Expr, ...]) -> Expr:
     if not args:
         return node
     if all(a.op is Op.CONST for a in args):  # f(c1, c2) -> its value
-        value = _evaluate(node, [a.arg for a in args])
+        value = _constant_value(node, [a.arg for a in args])
         if value is None:
-            from .printing import to_string
-
             raise UnsupportedError(
                 f"the constant subexpression {to_string(node)!r} is not a finite real number"
             )
@@ -368,7 +371,10 @@ def expand_variable_powers(expr: Expr) -> Expr:
         if node.args[0] in has_var:  # x**y -> exp(y*log(x)), x > 0
             return _node(Op.CALL, Expr(Op.MUL, (*factors, log_base)), arg="exp")
         if fold_numeric(base).value <= 0:
-            raise UnsupportedError(f"{base} ** (a variable) is not real: the base must be > 0")
+            raise UnsupportedError(
+                f"{base} ** (a variable) is not real: the base must be > 0 (a positive base: "
+                "c**v is compiled as exp(v*log(c)))"
+            )
         return _node(Op.CALL, Expr(Op.MUL, (log_base, *factors)), arg="exp")  # c**y
 
     return transform(expr, rule)
@@ -448,8 +454,6 @@ def verify(expr: Expr, stage: str = "canonical") -> Expr:
 
 
 def _where(node: Expr) -> str:
-    from .printing import to_string
-
     try:
         text = to_string(node)
     except Exception:  # the node may be too malformed to print

@@ -10,10 +10,10 @@ import sympy
 import torch
 
 from kanpiler import library
-from kanpiler.convert import auto_symbolic, model_to_sympy, to_graph
+from kanpiler.convert import auto_symbolic, formula, to_graph
 from kanpiler.convert.canonical import canonical_affine
-from kanpiler.convert.curvefit import fit_curves
 from kanpiler.errors import KanpilerError
+from kanpiler.numerics import fit_curves
 from kanpiler.runtime import MultKAN
 
 F64 = torch.float64
@@ -100,7 +100,7 @@ def test_auto_symbolic_recovers_edges_and_formula() -> None:
     got = {(e.i, e.j): e.fn for e in report.edges}
     assert got == {(0, 0): "sin", (1, 0): "x^2", (0, 1): "exp", (1, 1): "x"}
     assert all(e.status == "symbolic" and e.r2 > 0.9999 for e in report.edges)
-    y1, y2 = model_to_sympy(m, rtol=1e-3, atol=1e-6)
+    y1, y2 = formula(m, rtol=1e-3, atol=1e-6)
     x1, x2 = sympy.symbols("x1 x2")
     assert sympy.simplify(y1 - (sympy.sin(2 * x1) + x2**2)) == 0
     assert sympy.simplify(y2 - (sympy.exp(x1) + 3 * x2)) == 0
@@ -125,7 +125,7 @@ def test_bad_fits_keep_their_spline_and_say_so() -> None:
     assert edge.status == "spline" and edge.r2 < 0.999999
     assert to_graph(m).edges[("in", 0), (1, "sub", 0)]["kind"] == "spline"
     with pytest.raises(KanpilerError, match="auto_symbolic"):
-        model_to_sympy(m)
+        formula(m)
 
 
 def test_user_functions_and_candidates_in_graph() -> None:
@@ -147,7 +147,7 @@ def test_two_term_edge() -> None:
     report = auto_symbolic(m, progress=False)
     (edge,) = report.edges
     assert edge.status == "sum" and {t[0] for t in edge.terms} == {"sin", "x^2"}
-    (y,) = model_to_sympy(m, rtol=1e-3, atol=1e-6)
+    (y,) = formula(m, rtol=1e-3, atol=1e-6)
     x1 = sympy.Symbol("x1")
     assert sympy.simplify(y - (sympy.sin(x1) + x1**2)) == 0
 
@@ -200,7 +200,7 @@ def test_devices_and_dtypes(device: str, dtype: torch.dtype) -> None:
     x = torch.rand(300, 2, generator=_gen(), dtype=dtype).to(device) * 2 - 1
     report = auto_symbolic(m, x=x, progress=False)
     assert [e.fn for e in report.edges] == ["sin", "x^2"]
-    (f,) = model_to_sympy(m, rtol=1e-3, atol=1e-5)
+    (f,) = formula(m, rtol=1e-3, atol=1e-5)
     xs, ys = sympy.symbols("x y")
     assert sympy.simplify(f - (sympy.sin(2 * xs) + ys**2)) == 0
     assert tree(m, x).graph["skeleton"] == "f = x + y"

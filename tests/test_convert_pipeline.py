@@ -7,7 +7,7 @@ import sympy
 import torch
 
 from kanpiler.convert import PipelineResult, symbolic_pipeline
-from kanpiler.convert.formula import bounded_simplify
+from kanpiler.convert.extract import bounded_simplify
 from kanpiler.errors import KanpilerError
 from kanpiler.runtime import MultKAN
 
@@ -42,7 +42,7 @@ def test_trained_kan_comes_back_as_its_formula(text: str, truth: sympy.Expr, wid
     history = model.fit(X, Y, steps=50, progress=False)
     assert history["train_rmse"][-1] < 1e-2
     result = symbolic_pipeline(model, X, Y)
-    (found,) = result.formula
+    (found,) = result.expression
     # sympy.simplify under a time bound, so a wrong answer fails instead of hanging
     assert bounded_simplify(found - truth, timeout=20.0) == 0, (text, found, str(result.report))
     assert not found.atoms(sympy.Float)

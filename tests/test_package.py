@@ -73,7 +73,7 @@ def test_wheel_ships_the_grammar(tmp_path):
         zf.extractall(site)
     # the unpacked wheel, not the source tree, must be what is imported and what parses
     code = (
-        "import kanpiler; from kanpiler.parse import grammar_path; "
+        "import kanpiler; from kanpiler.parser import grammar_path; "
         "print(kanpiler.__file__); print(grammar_path()); print(kanpiler.parse('x^2 - 1'))"
     )
     out = subprocess.run(
@@ -106,7 +106,7 @@ def test_docstring_examples():
     import doctest
     import importlib
 
-    for name in ("parse", "printing", "passes"):
+    for name in ("parser", "printing", "passes", "ir.text", "reader"):
         module = importlib.import_module(f"kanpiler.{name}")
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0 and result.failed == 0, name

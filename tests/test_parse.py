@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import kanpiler
 from kanpiler import FormulaSyntaxError, KanpilerError, UnknownFunctionError, parse
 from kanpiler.ir import Expr, Op, add, call, const, mul, named, neg, pow_, recip, var
-from kanpiler.parse import MAX_DEPTH, grammar_path, is_name
+from kanpiler.parser import MAX_DEPTH, grammar_path, is_name
 
 x, y, z = var("x"), var("y"), var("z")
 

@@ -169,7 +169,7 @@ def test_to_sympy_basics():
     assert to_sympy("x**(1/2)") == sympy.sqrt(X)
     assert to_sympy("arcsin(x) + ln(y)") == sympy.asin(X) + sympy.log(Y)
     assert to_sympy(X + 1) == X + 1  # SymPy passes through
-    assert to_sympy(["x", 2]) == [X, 2]
+    assert [to_sympy(f) for f in ("x", 2)] == [X, 2]
     sym = to_sympy("theta_1")
     assert type(sym) is sympy.Symbol and sym.assumptions0 == sympy.Symbol("q").assumptions0
 
@@ -345,4 +345,4 @@ def test_from_sympy_is_iterative():
 def test_latex():
     assert to_latex("sqrt(x)/2") == r"\frac{\sqrt{x}}{2}"
     assert to_latex("sin(x)*exp(y)") == sympy.latex(sympy.sin(X) * sympy.exp(Y))
-    assert to_latex(["x", "y**2"]) == ["x", "y^{2}"]
+    assert [to_latex(f) for f in ("x", "y**2")] == ["x", "y^{2}"]

@@ -8,7 +8,7 @@ import pytest
 
 import kanpiler
 from kanpiler import RenderError, ir
-from kanpiler.render import INSTALL_HINT, edge_formula, render, save, to_svg
+from kanpiler.views import INSTALL_HINT, edge_formula, render, save, to_svg
 
 HAS_DOT = shutil.which("dot") is not None
 

@@ -43,7 +43,7 @@ def _basis(k: int, uniform: bool, grid: int = 5) -> BSplineBasis:
     basis = BSplineBasis(3, grid=grid, k=k, grid_range=(-1.0, 2.0), dtype=torch.float64)
     if not uniform:
         g = torch.Generator().manual_seed(k)
-        knots = basis.grid + 0.08 * torch.rand(basis.grid.shape, generator=g, dtype=torch.float64)
+        knots = basis.knots + 0.08 * torch.rand(basis.knots.shape, generator=g, dtype=torch.float64)
         basis.set_grid(knots)
         assert not basis.uniform
     return basis
@@ -57,7 +57,7 @@ def test_basis_matches_cox_de_boor_and_scipy(k: int, uniform: bool) -> None:
     x[:, 1] = x[:, 1] * 0.9 + 0.05  # a different point set per input
     values = basis(x).numpy()
     for i in range(3):
-        t = basis.grid[i].numpy()
+        t = basis.knots[i].numpy()
         xi = x[:, i].numpy()
         np.testing.assert_allclose(values[:, i], cox_de_boor(xi, t, k), atol=1e-13)
         if k > 0:  # scipy's elements are closed on the right: compare away from the knots
@@ -95,7 +95,7 @@ def test_basis_zero_outside_knots() -> None:
 def test_layer_gradcheck(k: int, uniform: bool) -> None:
     layer = KANLayer(3, 2, grid=4, k=k, dtype=torch.float64, seed=k)
     if not uniform:
-        layer.basis.set_grid(_basis(k, False, grid=4).grid.clone())
+        layer.basis.set_grid(_basis(k, False, grid=4).knots.clone())
     g = torch.Generator().manual_seed(1)
     # points inside the grid and some outside it (the clipped path)
     x = (torch.rand(9, 3, generator=g, dtype=torch.float64) * 4 - 2).requires_grad_()
@@ -109,9 +109,9 @@ def test_layer_gradcheck(k: int, uniform: bool) -> None:
 def _with_params(layer: KANLayer, params, x):
     base, spline = params[1] * layer.mask, params[2] * layer.mask
     w_spline = (params[0] * spline.unsqueeze(-1)).transpose(1, 2).reshape(-1, layer.out_features)
-    from kanpiler.runtime.layer import _FusedSpline
+    from kanpiler.runtime.fused import FusedSpline
 
-    return _FusedSpline.apply(x, torch.cat([base, w_spline]), layer.basis)
+    return FusedSpline.apply(x, torch.cat([base, w_spline]), layer.basis)
 
 
 def test_layer_double_backward() -> None:
@@ -127,7 +127,7 @@ def test_fused_equals_reference_and_plain_formula() -> None:
     ref = reference_forward(x, layer.weight(), layer.basis)
     torch.testing.assert_close(fused, ref, atol=1e-13, rtol=0)
     # the edge formula, written plainly: sum_i w_b*silu(x_i) + w_s*sum_b c_b B_b(x_i)
-    basis = np.stack([cox_de_boor(x[:, i].numpy(), layer.grid[i].numpy(), 3) for i in range(4)], 1)
+    basis = np.stack([cox_de_boor(x[:, i].numpy(), layer.knots[i].numpy(), 3) for i in range(4)], 1)
     silu = (x / (1 + torch.exp(-x))).numpy()
     wb, ws, c = (t.detach().numpy() for t in (layer.scale_base, layer.scale_sp, layer.coef))
     plain = np.einsum("ni,io->no", silu, wb) + np.einsum("nib,iob,io->no", basis, c, ws)

@@ -11,7 +11,7 @@ import torch
 from scipy.interpolate import BSpline
 
 from kanpiler.runtime import KANLayer
-from kanpiler.runtime import layer as layer_module
+from kanpiler.runtime import fused as layer_module
 from kanpiler.runtime.layer import interleave_weight, reference_forward
 
 F64 = torch.float64
@@ -66,7 +66,7 @@ def test_fast_path_gradcheck(k: int, fast_calls) -> None:
     layer = KANLayer(3, 2, grid=4, k=k, dtype=F64, seed=k)
     x = _inside(7, 3, seed=10 + k).requires_grad_()
     weight = layer.block_weight().detach().requires_grad_()
-    fused = layer_module._FusedSpline.apply
+    fused = layer_module.FusedSpline.apply
     assert torch.autograd.gradcheck(lambda a, w: fused(a, w, layer.basis), (x, weight))
     assert torch.autograd.gradgradcheck(lambda a, w: fused(a, w, layer.basis), (x, weight))
     assert fast_calls and all(fast_calls)
@@ -88,7 +88,7 @@ def test_fast_and_general_paths_agree(fast_calls) -> None:
 
 def test_points_on_knots_and_outside_take_the_right_path(fast_calls) -> None:
     layer = KANLayer(2, 2, grid=5, k=3, dtype=F64, seed=1)
-    inner = layer.grid[0, 4:-4]  # the knots strictly inside the grid proper (-1, 1)
+    inner = layer.knots[0, 4:-4]  # the knots strictly inside the grid proper (-1, 1)
     on_knots = torch.stack([inner, inner.flip(0)], dim=1)
     outside = torch.tensor([[-1.5, 0.2], [0.3, 1.0]], dtype=F64)  # x = 1 is outside too
     for x in (on_knots, outside):
@@ -114,7 +114,7 @@ def test_float32_fast_path_close_to_float64() -> None:
 def test_uniform_derivatives_match_scipy(k: int) -> None:
     layer = KANLayer(1, 1, grid=6, k=k, dtype=F64)
     x = torch.linspace(-0.99, 0.99, 157, dtype=F64).reshape(-1, 1)
-    t = layer.grid[0].numpy()
+    t = layer.knots[0].numpy()
     x = x[np.min(np.abs(x.numpy() - t[None, :]), axis=1) > 1e-9]  # k <= 1: kinks at knots
     start, _, dvals = layer.basis.local(x, derivative=True)
     for r in range(k + 1):

@@ -43,8 +43,8 @@ def test_attribution_matches_a_plain_computation() -> None:
             [node[: m.width[li + 1][0]]]
             + [np.full(a, node[m.width[li + 1][0] + k]) for k, a in enumerate(m.mult_arity[li + 1])]
         )
-        edge_std = rec["edge_acts"][li].detach().numpy().std(axis=0, ddof=1)
-        sub_std = rec["subnode_acts"][li].detach().numpy().std(axis=0, ddof=1)
+        edge_std = rec.edge_acts[li].detach().numpy().std(axis=0, ddof=1)
+        sub_std = rec.subnode_acts[li].detach().numpy().std(axis=0, ddof=1)
         edge = edge_std * sub[None, :] / (sub_std[None, :] + 1e-4)
         np.testing.assert_allclose(scores["edge_scores"][li].numpy(), edge, rtol=1e-10)
         node = edge.sum(1)
@@ -133,7 +133,7 @@ def test_checkpoint_loads_onto_a_device(tmp_path, device: str) -> None:
     dev = _device(device)
     m = _mixed_model()
     m.save(tmp_path / "m")
-    back = kanpiler.runtime.io.load(tmp_path / "m", device=dev)
+    back = kanpiler.runtime.load(tmp_path / "m", device=dev)
     x = torch.rand(16, 3, dtype=torch.float64) * 2 - 1
     torch.testing.assert_close(back(x.to(dev)).cpu(), m(x), atol=1e-12, rtol=1e-12)
 
@@ -149,16 +149,16 @@ def test_input_free_model_round_trips_bit_for_bit(tmp_path, dtype: torch.dtype) 
     assert torch.equal(back(x), torch.full((5, 1), 3.0, dtype=dtype))
     for (name, p), (_, q) in zip(m.state_dict().items(), back.state_dict().items()):
         assert torch.equal(p, q), name
-    assert back.formulas == ["3"] and back.layout == m.layout
+    assert back.source_formulas == ["3"] and back.layout == m.layout
 
 
 def test_compiled_model_keeps_layout_and_formulas(tmp_path) -> None:
     m = kanpiler.compile(["x*y", "sin(x) + exp(-y)"], dtype=torch.float64)
     m.save(tmp_path / "c")
     back = kanpiler.load(tmp_path / "c")
-    assert back.layout == m.layout and back.formulas == m.formulas
+    assert back.layout == m.layout and back.source_formulas == m.source_formulas
     desc = json.loads((tmp_path / "c.json").read_text())
-    assert desc["formulas"] == m.formulas
+    assert desc["source_formulas"] == m.source_formulas
     assert desc["layout"] == json.loads(m.layout.to_json())
     x = torch.rand(50, 2, dtype=torch.float64) * 2 - 1
     a, b = x[:, 0].numpy(), x[:, 1].numpy()
@@ -166,7 +166,8 @@ def test_compiled_model_keeps_layout_and_formulas(tmp_path) -> None:
     np.testing.assert_allclose(back(x).detach().numpy(), want, rtol=1e-12, atol=1e-12)
     plain = MultKAN([2, 1], seed=0)
     plain.save(tmp_path / "p")
-    assert not hasattr(kanpiler.load(tmp_path / "p"), "layout")
+    back = kanpiler.load(tmp_path / "p")
+    assert back.layout is None and back.source_formulas is None
 
 
 def _resign(tmp_path, name: str, desc: dict) -> None:
@@ -195,9 +196,9 @@ def test_bad_layout_or_formulas_in_checkpoint_are_refused(tmp_path) -> None:
         (lambda d: d["layout"].__setitem__("variables", ["y", "x"]), "variables"),
         (lambda d: d["layout"]["nodes"].pop(), "layout|node"),
         (lambda d: d["layout"].__setitem__("edges", 7), "layout|edge"),
-        (lambda d: d.__setitem__("formulas", ["x*y"]), "1 formulas for 2 outputs"),
-        (lambda d: d.__setitem__("formulas", [1, 2]), "list of strings"),
-        (lambda d: d["layers"][0].__setitem__("grid", [[0.0, 1.0]]), "knot grid"),
+        (lambda d: d.__setitem__("source_formulas", ["x*y"]), "1 formulas for 2 outputs"),
+        (lambda d: d.__setitem__("source_formulas", [1, 2]), "list of strings"),
+        (lambda d: d["layers"][0].__setitem__("knots", [[0.0, 1.0]]), "knots of shape"),
     ]
     for edit, match in cases:
         desc = json.loads(json.dumps(good))
@@ -206,7 +207,45 @@ def test_bad_layout_or_formulas_in_checkpoint_are_refused(tmp_path) -> None:
         with pytest.raises(CheckpointError, match=match):
             kanpiler.load(tmp_path / "c")
     _resign(tmp_path, "c", good)  # the signing helper itself keeps a good pair loadable
-    assert kanpiler.load(tmp_path / "c").formulas == ["x*y", "sin(x)"]
+    assert kanpiler.load(tmp_path / "c").source_formulas == ["x*y", "sin(x)"]
+
+
+def _old_format(tmp_path, name: str, model: MultKAN) -> None:
+    """Write ``model`` as a checkpoint of the format before 0.2.0: tensor ``*.basis.grid``,
+    per-layer JSON ``"grid"`` and top-level ``"formulas"``, signed like the old writer did."""
+    import hashlib
+
+    from safetensors.torch import save_file
+
+    from kanpiler.runtime.checkpoint import _tensor_digest
+
+    state = {k.replace(".basis.knots", ".basis.grid"): v.detach().cpu().contiguous()
+             for k, v in model.state_dict().items()}  # fmt: skip
+    desc = json.loads(json.dumps(kanpiler.runtime.config.describe(model)))
+    for layer in desc["layers"]:
+        layer["grid"] = layer.pop("knots")
+    desc["formulas"] = desc.pop("source_formulas")
+    desc["tensors_sha256"] = _tensor_digest(state)
+    text = json.dumps(desc, indent=1)
+    (tmp_path / f"{name}.json").write_text(text)
+    meta = {"format": "kanpiler.multkan", "json_sha256": hashlib.sha256(text.encode()).hexdigest()}
+    save_file(state, str(tmp_path / f"{name}.safetensors"), metadata=meta)
+
+
+def test_checkpoint_of_the_old_format_still_loads(tmp_path) -> None:
+    m = kanpiler.compile(["x*y", "sin(x) + 1"], dtype=torch.float64)
+    with torch.no_grad():  # a numeric edge too, so the old knot tensors carry information
+        m.layers[0].mask[0, 0] = 1.0
+        m.layers[0].basis.set_grid(m.layers[0].basis.knots * 1.5)
+    _old_format(tmp_path, "old", m)
+    assert "layers.0.basis.grid" in (tmp_path / "old.safetensors").read_bytes().decode("latin1")
+    back = kanpiler.load(tmp_path / "old")
+    assert back.source_formulas == ["x*y", "sin(x) + 1"] and back.layout == m.layout
+    assert torch.equal(back.layers[0].knots, m.layers[0].knots)
+    x = torch.rand(40, 2, dtype=torch.float64) * 2 - 1
+    assert torch.equal(back(x), m(x))
+    exact = kanpiler.compile(["x*y", "sin(x) + 1"], dtype=torch.float64)
+    assert not torch.allclose(back(x), exact(x))  # the moved knots and the spline came back
 
 
 def test_plot_labels_edges_with_the_symbolic_report() -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import kanpiler
-from kanpiler.errors import FitError, ShapeError
+from kanpiler.errors import ConfigError, FitError, ShapeError
 from kanpiler.runtime import MultKAN
 from kanpiler.runtime.train import regularization, rmse
 
@@ -63,7 +63,7 @@ def test_regularization_matches_a_plain_computation() -> None:
     got = float(regularization(model, rec, lamb_l1=0.7, lamb_entropy=1.3).detach())
     want = 0.0
     for li in range(model.depth):
-        xin = x.numpy() if li == 0 else rec["acts"][li].detach().numpy()
+        xin = x.numpy() if li == 0 else rec.acts[li].detach().numpy()
         w = model.layers[li]
         edge = np.stack(
             [
@@ -113,10 +113,15 @@ def test_fit_rejects_bad_arguments() -> None:
     x, y = _data(0, 10)
     with pytest.raises(ShapeError, match=r"targets must be \(10, 1\)"):
         model.fit(x, y[:5], steps=1, progress=False)
-    with pytest.raises(ShapeError, match="optimizer"):
+    with pytest.raises(ConfigError, match="optimizer"):
         model.fit(x, y, steps=1, opt="SGD", progress=False)
-    with pytest.raises(ShapeError, match="x_test"):
+    with pytest.raises(ConfigError, match="x_test"):
         model.fit(x, y, steps=1, early_stopping=True, progress=False)
+    for bad, match in [({"lr": 0.0}, "lr"), ({"lr": float("nan")}, "lr"),
+                       ({"threads": 0}, "threads"), ({"steps": -1}, "steps")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=match):
+            model.fit(x, y, progress=False, **{"steps": 1, **bad})
+    assert issubclass(ConfigError, ValueError)
     for p in model.parameters():
         p.requires_grad_(False)
     with pytest.raises(FitError, match="no trainable parameters"):
@@ -154,5 +159,5 @@ def test_lbfgs_memory_is_configurable_and_long_by_default() -> None:
     short, long = train(history_size=2), train(history_size=100)
     assert long < 0.5 * short  # a long memory converges faster on this smooth problem
     assert train() == long  # the default for a small model is the long memory
-    with pytest.raises(ShapeError, match="history_size"):
+    with pytest.raises(ConfigError, match="history_size"):
         train(history_size=0)

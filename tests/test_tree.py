@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from kanpiler.convert import skeleton, tree
-from kanpiler.convert.draw import to_dot
 from kanpiler.errors import ShapeError
+from kanpiler.views import to_dot
 
 NAMES = ["x", "y", "z"]
 

@@ -4,7 +4,7 @@ In: a ``MultKAN`` (or any differentiable callable, for :func:`tree`). Out: a net
 SymPy formulas, fitted symbolic edges, a separability tree. Stage: convert (the reverse of
 compile).
 
-    model --to_graph--> networkx graph --model_to_sympy--> SymPy (snapped, simplified)
+    model --to_graph--> networkx graph --formula--> SymPy, one per output (snapped, simplified)
     trained model --auto_symbolic--> symbolic edges;  symbolic_pipeline = prune+fit+tune+formula
     any callable + samples --tree--> separability tree --skeleton--> "f = F(x + y) * z"
 """
@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from .autosym import SymbolicReport, auto_symbolic
 from .constants import snap_constants
-from .formula import model_to_sympy
+from .extract import formula
 from .graph import to_graph
 from .pipeline import PipelineResult, symbolic_pipeline
 from .trees import skeleton, tree
 
 __all__ = [
     "to_graph",
-    "model_to_sympy",
+    "formula",
     "auto_symbolic",
     "symbolic_pipeline",
     "snap_constants",

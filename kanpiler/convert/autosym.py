@@ -3,10 +3,10 @@
 In: a trained ``MultKAN`` (and optionally the inputs ``x`` it was trained on).
 Out: the model with its spline edges locked to ``c*f(a*x+b)+d`` (in place) and a
 :class:`SymbolicReport` of what was chosen, with r², complexity and runner-ups per edge.
-Stage: convert (between training and :func:`~kanpiler.convert.model_to_sympy`).
+Stage: convert (between training and :func:`~kanpiler.convert.formula`).
 
 Fitting is batched across all spline edges of a layer and all candidate functions (see
-:mod:`.curvefit`). An edge is made constant only when it is flat, and the report says so; an
+:func:`kanpiler.numerics.fit_curves`). An edge is made constant only when it is flat, and the report says so; an
 edge whose best fit stays below ``r2_threshold`` keeps its spline and is reported as such.
 """
 
@@ -16,19 +16,40 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from .. import library
 from ..errors import KanpilerError
+from ..numerics import CurveFits, fit_curves
+from ..runtime import MultKAN
 from .canonical import canonical_affine
-from .curvefit import CurveFits, fit_curves
 from .pairfit import fit_pair
 
 __all__ = ["auto_symbolic", "SymbolicReport", "EdgeFit", "resolve_library"]
 
-Candidate = tuple[str, float, int, tuple[float, float, float, float]]
+Params = tuple[float, float, float, float]
+Term = tuple[str, float, float, float]
+
+
+class Candidate(NamedTuple):
+    """One fit of an edge: function, r², complexity and canonical ``(a, b, c, d)``."""
+
+    fn: str
+    r2: float
+    complexity: int
+    params: Params
+
+
+class _PairCandidate(NamedTuple):
+    """A two-term fit: ``fn`` is ``"f1+f2"``, ``params`` only carries ``d``."""
+
+    fn: str
+    r2: float
+    complexity: int
+    params: Params
+    terms: list[Term]
 
 
 @dataclass
@@ -65,7 +86,7 @@ class SymbolicReport:
         """``(layer, i, j)`` -> candidates (best first), for :func:`~kanpiler.to_graph`."""
         out = {}
         for e in self.edges:
-            best = (e.fn, e.r2, e.complexity, e.params)
+            best = Candidate(e.fn, e.r2, e.complexity, e.params)
             out[(e.layer, e.i, e.j)] = [best, *e.runner_ups]
         return out
 
@@ -105,25 +126,21 @@ def resolve_library(
     return list(out.values())
 
 
-def _edge_samples(model: Any, x: torch.Tensor | None, n_grid: int) -> list[tuple[Any, Any]]:
+def _edge_samples(
+    model: MultKAN, x: torch.Tensor | None, n_grid: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per layer: (inputs (N, in), numeric edge values (N, in, out))."""
+    if x is not None:
+        rec = model.record(torch.as_tensor(x, dtype=model.dtype, device=model.device))
+        return list(zip(rec.acts[: model.depth], rec.spline_acts))
+    out = []
     with torch.no_grad():
-        if x is not None:
-            x = torch.as_tensor(x, dtype=model.dtype, device=model.device)
-            _, rec = model.run(x, record=True)
-            return list(zip(rec["acts"][: model.depth], rec["spline_acts"]))
-        out = []
         for layer in model.layers:
-            knots = getattr(layer.basis, "inner", None)
-            lo, hi = (knots[:, 0], knots[:, -1]) if knots is not None else model.grid_range
+            lo, hi = layer.basis.span().unbind(1)
             t = torch.linspace(0, 1, n_grid, dtype=model.dtype, device=model.device)[:, None]
-            xs = (
-                lo + (hi - lo) * t
-                if knots is not None
-                else lo + (hi - lo) * t.expand(-1, layer.in_features)
-            )
+            xs = lo + (hi - lo) * t
             out.append((xs, layer.edge_values(xs)))
-        return out
+    return out
 
 
 def _choose(r2: torch.Tensor, fns: list[library.Function], weight_simple: float) -> list[int]:
@@ -137,7 +154,7 @@ def _choose(r2: torch.Tensor, fns: list[library.Function], weight_simple: float)
 
 
 def auto_symbolic(
-    model: Any,
+    model: MultKAN,
     library: Sequence[str | Any] | None = None,
     *,
     x: torch.Tensor | None = None,
@@ -201,15 +218,13 @@ class _Options:
 
 
 def _progress(enabled: bool, total: int) -> Any:
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # lazy: tqdm.auto probes for notebooks on import
 
     return tqdm(total=total, desc="auto_symbolic layers", disable=not enabled, leave=False)
 
 
-def _spline_edges(model: Any, li: int) -> list[tuple[int, int]]:
-    num_on = model.layers[li].mask != 0
-    sym_on = model.symbolic[li].mask != 0
-    return [tuple(e) for e in torch.nonzero(num_on & ~sym_on).tolist()]
+def _spline_edges(model: MultKAN, li: int) -> list[tuple[int, int]]:
+    return [(e.i, e.j) for e in model.edges(li) if e.kind == "numeric"]
 
 
 def _score(r2: float, complexity: int, weight_simple: float) -> float:
@@ -224,19 +239,20 @@ def _try_pair(
     e: int,
     best: Candidate | None,
     weight_simple: float,
-) -> tuple | None:
+) -> _PairCandidate | None:
     """A two-term fit of edge ``e`` if it scores better than the single best ``best``."""
-    if best is not None and best[1] > 1 - 1e-6:
+    if best is not None and best.r2 > 1 - 1e-6:
         return None
     pair = fit_pair(xe, ye, fns, fits, e)
     if pair is None:
         return None
     cx = sum(fns[k].complexity for k, *_ in pair.terms) + 1
     ours = _score(pair.r2, cx, weight_simple)
-    if best is not None and ours >= _score(best[1], best[2], weight_simple):
+    if best is not None and ours >= _score(best.r2, best.complexity, weight_simple):
         return None
     terms = [(fns[k].name, a, b, c) for k, a, b, c in pair.terms]
-    return ("+".join(t[0] for t in terms), pair.r2, cx, (0.0, 0.0, 0.0, pair.d), terms)
+    name = "+".join(t[0] for t in terms)
+    return _PairCandidate(name, pair.r2, cx, (0.0, 0.0, 0.0, pair.d), terms)
 
 
 def _candidates(
@@ -247,8 +263,8 @@ def _candidates(
     for k in _choose(fits.r2[e], fns, opts.weight_simple)[: opts.top]:
         r2 = float(fits.r2[e, k])
         if r2 > -math.inf:
-            params = canonical_affine(fns[k].name, *fits.params[e, k].tolist())
-            out.append((fns[k].name, r2, fns[k].complexity, params))
+            a, b, c, d = canonical_affine(fns[k].name, *fits.params[e, k].tolist())
+            out.append(Candidate(fns[k].name, r2, fns[k].complexity, (a, b, c, d)))
     return out
 
 
@@ -265,16 +281,21 @@ def _decide(
     cands = _candidates(fits, e, fns, opts)
     best = cands[0] if cands else None
     pair = _try_pair(xe, ye, fns, fits, e, best, opts.weight_simple) if opts.pairs else None
-    if pair is not None and pair[1] >= opts.r2_threshold:
-        return EdgeFit(*edge, *pair[:4], status="sum", runner_ups=cands, terms=pair[4])
-    if best is None or best[1] < opts.r2_threshold:
-        best = best or ("none", -math.inf, 0, (1.0, 0.0, 1.0, 0.0))
-        return EdgeFit(*edge, *best, status="spline", runner_ups=cands[1:])
-    return EdgeFit(*edge, *best, status="symbolic", runner_ups=cands[1:])
+    li, i, j = edge
+    if pair is not None and pair.r2 >= opts.r2_threshold:
+        return EdgeFit(li, i, j, pair.fn, pair.r2, pair.complexity, pair.params, "sum",
+                       runner_ups=cands, terms=pair.terms)  # fmt: skip
+    if best is None or best.r2 < opts.r2_threshold:
+        best = best or Candidate("none", -math.inf, 0, (1.0, 0.0, 1.0, 0.0))
+        status = "spline"
+    else:
+        status = "symbolic"
+    return EdgeFit(li, i, j, best.fn, best.r2, best.complexity, best.params, status,
+                   runner_ups=cands[1:])  # fmt: skip
 
 
 def _fit_layer(
-    model: Any,
+    model: MultKAN,
     li: int,
     edges: list[tuple[int, int]],
     acts: torch.Tensor,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 from functools import lru_cache
+from typing import Any
 
 import sympy
 
@@ -43,8 +44,8 @@ def _closed_forms() -> tuple[tuple[sympy.Expr, float], ...]:
 
 
 #: Human-readable list of the closed forms the snapper knows (products with small rationals).
-CLOSED_FORMS = ("1", "pi", "e", "sqrt(2)", "sqrt(3)", "sqrt(pi)", "1/sqrt(2*pi)", "pi**2")
-CLOSED_FORMS += ("sqrt(5)", "log(2)")
+CLOSED_FORMS: tuple[str, ...] = ("1", "pi", "e", "sqrt(2)", "sqrt(3)", "sqrt(pi)")
+CLOSED_FORMS += ("1/sqrt(2*pi)", "pi**2", "sqrt(5)", "log(2)")
 
 
 def _rational_near(q: float, rtol: float, max_den: int, max_num: int) -> Fraction | None:
@@ -86,7 +87,8 @@ def snap_candidates(
     # decimals (4.52 = 113/25) and binary fractions (0.0625 = 1/16): trusted before the
     # closed forms only when the tolerance window is far below their spacing 1/den (else a
     # random float would match them often)
-    sharp, blunt = [], []
+    sharp: list[sympy.Rational] = []
+    blunt: list[sympy.Rational] = []
     dens = ([10**decimals] if decimals else []) + [2**k for k in range(4, 11)]
     for den in dens if abs(value) < 10**3 else []:
         n = round(value * den)
@@ -154,7 +156,7 @@ def snap_constants(
         expr = sympy.Integer(expr) if isinstance(expr, int) else sympy.Float(expr)
     if not isinstance(expr, sympy.Basic):
         raise KanpilerError(f"snap_constants takes a SymPy expression, got {type(expr).__name__}")
-    opts = {"max_den": max_den, "max_num": max_num, "decimals": decimals}
+    opts: dict[str, Any] = {"max_den": max_den, "max_num": max_num, "decimals": decimals}
 
     def snap_exponent(p: sympy.Pow) -> sympy.Expr:
         new = snap_number(float(p.exp), rtol, rational_only=True, **opts)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from torch.func import jacfwd, jacrev, vmap
 
 from ..errors import ShapeError
 
@@ -38,8 +39,6 @@ def _single(f: Fn) -> Fn:
 
 
 def _func_derivs(f: Fn, X: torch.Tensor, order: int) -> list[torch.Tensor]:
-    from torch.func import jacfwd, jacrev, vmap
-
     g1 = jacrev(_single(f))
     outs = [vmap(g1)(X)]
     if order >= 2:

@@ -8,7 +8,7 @@ callables; no ``lambdify``, ``eval`` or ``exec``.
 
 >>> import sympy, torch
 >>> x = sympy.Symbol("x")
->>> evaluate(sympy.sin(x) ** 2 + sympy.pi, {"x": torch.zeros(2, dtype=torch.float64)})
+>>> evaluate_sympy(sympy.sin(x) ** 2 + sympy.pi, {"x": torch.zeros(2, dtype=torch.float64)})
 tensor([3.1416, 3.1416], dtype=torch.float64)
 """
 
@@ -23,7 +23,7 @@ import torch
 from .. import library
 from ..errors import UnsupportedError
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate_sympy"]
 
 
 @lru_cache(maxsize=1)
@@ -49,7 +49,7 @@ def _node(node: sympy.Basic, args: list[torch.Tensor], like: torch.Tensor) -> to
     return fn(args[0])
 
 
-def evaluate(
+def evaluate_sympy(
     expr: sympy.Basic,
     values: dict[str, torch.Tensor],
     params: dict[sympy.Basic, torch.Tensor] | None = None,

@@ -1,7 +1,7 @@
 """Constants of a formula fitted and snapped against data.
 
 In: a SymPy formula with ``Float`` constants and data ``(values, y)``. Out: the formula with
-its floats tuned by LBFGS, snapped to closed forms (or dropped) where the data allow it, and
+its floats tuned by LBFGS (:func:`kanpiler.numerics.minimize_lbfgs`), snapped to closed forms (or dropped) where the data allow it, and
 ``Abs`` of an argument with one sign on the data rewritten without it. Stage: convert (the
 last steps of :func:`~kanpiler.convert.symbolic_pipeline`).
 
@@ -19,8 +19,9 @@ import math
 import sympy
 import torch
 
+from ..numerics import minimize_lbfgs
 from .constants import snap_candidates
-from .evaluate import evaluate
+from .evaluate import evaluate_sympy
 
 __all__ = ["fit_constants", "snap_on_data", "drop_abs", "formula_rmse"]
 
@@ -28,7 +29,7 @@ __all__ = ["fit_constants", "snap_on_data", "drop_abs", "formula_rmse"]
 def formula_rmse(expr: sympy.Expr, env: dict[str, torch.Tensor], y: torch.Tensor) -> float:
     """Root mean square error of ``expr`` on the data (``inf`` when not finite)."""
     with torch.no_grad():
-        err = float(((evaluate(expr, env) - y) ** 2).mean().sqrt())
+        err = float(((evaluate_sympy(expr, env) - y) ** 2).mean().sqrt())
     return err if math.isfinite(err) else math.inf
 
 
@@ -52,29 +53,12 @@ def _tune(
         return values
     theta = torch.tensor([values[d] for d in keys], dtype=y.dtype, device=y.device)
     theta.requires_grad_(True)
-    opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-12, tolerance_change=1e-15)  # fmt: skip
 
-    def loss_of(t: torch.Tensor) -> torch.Tensor:
-        return ((evaluate(expr, env, {d: t[k] for k, d in enumerate(keys)}) - y) ** 2).mean()
+    def loss() -> torch.Tensor:
+        consts = {d: theta[k] for k, d in enumerate(keys)}
+        return ((evaluate_sympy(expr, env, consts) - y) ** 2).mean()
 
-    start = float(loss_of(theta.detach()))
-    scale = 1.0 / start if 0.0 < start < math.inf else 1.0  # LBFGS tolerances are absolute
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = loss_of(theta) * scale
-        if loss.requires_grad:
-            loss.backward()
-        return loss
-
-    try:
-        opt.step(closure)
-    except RuntimeError:  # a non-finite value stopped the line search
-        return values
-    end = float(loss_of(theta.detach()))
-    if not (math.isfinite(end) and end <= start):
-        return values
+    minimize_lbfgs([theta], loss, steps)  # puts theta back unless the loss improved
     return {**values, **{d: float(v) for d, v in zip(keys, theta.tolist())}}
 
 
@@ -92,7 +76,7 @@ def drop_abs(expr: sympy.Expr, env: dict[str, torch.Tensor]) -> sympy.Expr:
         if node not in expr.atoms(sympy.Abs):
             continue
         with torch.no_grad():
-            u = evaluate(node.args[0], env)
+            u = evaluate_sympy(node.args[0], env)
         if bool((u >= 0).all()):
             expr = expr.xreplace({node: node.args[0]})
         elif bool((u <= 0).all()):

@@ -1,6 +1,7 @@
 """Extraction: a MultKAN as a networkx graph of nodes, subnodes and edges.
 
-In: a ``MultKAN``. Out: a ``networkx.DiGraph`` with ``graph["kind"] == "kan"``.
+In: a ``MultKAN``, read through its structure API (``edges``, ``subnode_owner``,
+``node_kind``). Out: a ``networkx.DiGraph`` with ``graph["kind"] == "kan"``.
 Stage: convert (the first step back from a network to a formula).
 
 Node ids:
@@ -37,15 +38,17 @@ import networkx as nx
 import torch
 
 from ..errors import KanpilerError
+from ..runtime import MultKAN
 
 __all__ = ["to_graph", "node_id", "output_nodes"]
 
+_GRAPH_KIND = {"numeric": "spline", "symbolic": "symbolic", "both": "both"}
 
-def node_id(model: Any, li: int, j: int) -> tuple:
+
+def node_id(model: MultKAN, li: int, j: int) -> tuple:
     """Graph id of node ``j`` of node layer ``li``."""
-    if li == 0:
-        return ("in", j)
-    return (li, "sum" if j < model.width[li][0] else "mult", j)
+    kind = model.node_kind(li, j)
+    return ("in", j) if kind == "input" else (li, kind, j)
 
 
 def output_nodes(graph: nx.DiGraph) -> list[tuple]:
@@ -54,30 +57,20 @@ def output_nodes(graph: nx.DiGraph) -> list[tuple]:
     return sorted(outs, key=lambda n: n[1])
 
 
-def _owners(model: Any, li: int) -> list[tuple[int, int]]:
-    """For each subnode of node layer ``li``: (owning node, slot in it)."""
-    n_sum = model.width[li][0]
-    owners = [(j, 0) for j in range(n_sum)]
-    for m, arity in enumerate(model.mult_arity[li]):
-        owners += [(n_sum + m, s) for s in range(arity)]
-    return owners
-
-
-def _add_nodes(g: nx.DiGraph, model: Any) -> None:
+def _add_nodes(g: nx.DiGraph, model: MultKAN) -> None:
     for i, name in enumerate(model.variables):
         g.add_node(("in", i), kind="input", layer=0, index=i, label=name, variable=name)
     for li in range(1, model.depth + 1):
-        n_sum = model.width[li][0]
         scale, bias = model.node_scale[li - 1].tolist(), model.node_bias[li - 1].tolist()
         for j in range(model.n_nodes(li)):
-            kind = "sum" if j < n_sum else "mult"
-            arity = 1 if kind == "sum" else model.mult_arity[li][j - n_sum]
+            kind = model.node_kind(li, j)
+            arity = len(model.node_subnodes(li, j))
             label = "+" if kind == "sum" else "×"
             g.add_node(node_id(model, li, j), kind=kind, layer=li, index=j, label=label,
                        arity=arity, scale=scale[j], bias=bias[j])  # fmt: skip
         sub_scale = model.subnode_scale[li - 1].tolist()
         sub_bias = model.subnode_bias[li - 1].tolist()
-        for j, (owner, slot) in enumerate(_owners(model, li)):
+        for j, (owner, slot) in enumerate(model.subnode_owner(li)):
             sid, oid = (li, "sub", j), node_id(model, li, owner)
             g.add_node(sid, kind="subnode", layer=li, index=j, label="", owner=oid, slot=slot,
                        scale=sub_scale[j], bias=sub_bias[j])  # fmt: skip
@@ -87,24 +80,14 @@ def _add_nodes(g: nx.DiGraph, model: Any) -> None:
         g.add_edge(node_id(model, model.depth, j), ("out", j), kind="output")
 
 
-def _add_edges(g: nx.DiGraph, model: Any, candidates: dict, sums: dict) -> None:
+def _add_edges(g: nx.DiGraph, model: MultKAN, candidates: dict, sums: dict) -> None:
     for li in range(model.depth):
-        num, sym = model.layers[li], model.symbolic[li]
-        num_on = (num.mask != 0).cpu()
-        sym_on = (sym.mask != 0).cpu()
-        affine = sym.affine.detach().cpu().tolist()
-        for i, j in torch.nonzero(num_on | sym_on).tolist():
-            kind = (
-                "both"
-                if num_on[i, j] and sym_on[i, j]
-                else "spline"
-                if num_on[i, j]
-                else "symbolic"
-            )
+        for edge in model.edges(li):
+            i, j = edge.i, edge.j
+            kind = _GRAPH_KIND[edge.kind]
             attrs: dict[str, Any] = {"kind": kind, "layer": li, "i": i, "j": j}
-            if sym_on[i, j]:
-                a, b, c, d = affine[i][j]
-                attrs.update(fn=sym.function(i, j), a=a, b=b, c=c, d=d)
+            if edge.fn is not None:
+                attrs.update(fn=edge.fn, a=edge.a, b=edge.b, c=edge.c, d=edge.d)
             if (li, i, j) in candidates:
                 attrs["candidates"] = candidates[(li, i, j)]
             fit = sums.get((li, i, j))
@@ -114,13 +97,13 @@ def _add_edges(g: nx.DiGraph, model: Any, candidates: dict, sums: dict) -> None:
             g.add_edge(node_id(model, li, i), (li + 1, "sub", j), **attrs)
 
 
-def to_graph(model: Any) -> nx.DiGraph:
+def to_graph(model: MultKAN) -> nx.DiGraph:
     """The model as a networkx graph (see the module docstring for the id scheme)."""
-    if not (hasattr(model, "symbolic") and hasattr(model, "mult_arity")):
+    if not isinstance(model, MultKAN):
         raise KanpilerError(f"to_graph needs a kanpiler MultKAN, got {type(model).__name__}")
     g = nx.DiGraph(kind="kan", variables=tuple(model.variables), depth=model.depth,
                    width=[list(w) for w in model.width])  # fmt: skip
-    report = getattr(model, "symbolic_report", None)
+    report = model.symbolic_report
     candidates = report.candidates() if report is not None else {}
     sums = report.sums() if report is not None else {}
     with torch.no_grad():

@@ -7,7 +7,8 @@ A learned edge is often a sum of two simple functions (``sin(x) + x**2`` on one 
 every curve, each function is sampled at a few natural arguments ("atoms": ``a*x`` with
 ``a`` in 1, 2, 1/2, π, 2π, -1, plus the function's own single-term optimum); the best ``c1,
 c2, d`` for ALL atom pairs follow from one Gram matrix per curve (a batched 2x2 solve), and
-the winning pair is refined by a few Levenberg-Marquardt steps on all seven parameters.
+the winning pair is refined by a few steps of :func:`kanpiler.numerics.levenberg_marquardt`
+on all seven parameters.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ..library import Function
-from .curvefit import CurveFits, value_and_slope
+from ..numerics import CurveFits, levenberg_marquardt, value_and_slope
 
 NATURAL_A = (1.0, 2.0, 0.5, math.pi, 2 * math.pi, -1.0)
 
@@ -68,15 +69,19 @@ def _best_pair(Z: torch.Tensor, y: torch.Tensor) -> tuple[int, int, float]:
     return p, q, float(explained[p, q] / (yc @ yc))
 
 
-def _jacobian(fns: list[Function], ks: tuple[int, int], p: torch.Tensor, x: torch.Tensor):
-    """Residual model value and its ``(N, 7)`` Jacobian for ``(a1, b1, c1, a2, b2, c2, d)``."""
-    cols, value = [], p[6] + torch.zeros_like(x)
+def _value_and_jacobian(
+    fns: list[Function], ks: tuple[int, int], p: torch.Tensor, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model value ``(1, N)`` and Jacobian ``(1, N, 7)`` for ``p = (a1, b1, c1, a2, b2, c2,
+    d)`` of shape ``(1, 7)``."""
+    q = p[0]
+    cols, value = [], q[6] + torch.zeros_like(x)
     for t, k in enumerate(ks):
-        a, b, c = p[3 * t : 3 * t + 3]
+        a, b, c = q[3 * t : 3 * t + 3]
         z, dz = value_and_slope(fns[k], a * x + b)
         value = value + c * z
         cols += [c * dz * x, c * dz, z]
-    return value, torch.stack([*cols, torch.ones_like(x)], 1)
+    return value[None], torch.stack([*cols, torch.ones_like(x)], 1)[None]
 
 
 def _refine(
@@ -89,25 +94,26 @@ def _refine(
 ) -> tuple[torch.Tensor, float]:
     """Levenberg-Marquardt on ``(a1, b1, c1, a2, b2, c2, d)`` for one curve."""
 
-    def sse(q: torch.Tensor) -> float:
-        v = float(((_jacobian(fns, ks, q, x)[0] - y) ** 2).sum())
-        return v if math.isfinite(v) else math.inf
+    def residual(q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        value, jac = _value_and_jacobian(fns, ks, q, x)
+        return value - y, jac
 
-    lam, loss = 1e-3, sse(p)
-    eye = torch.eye(7, dtype=p.dtype, device=p.device)
-    for _ in range(steps):
-        value, J = _jacobian(fns, ks, p, x)
-        JtJ = J.T @ J
-        step = torch.linalg.lstsq(
-            JtJ + lam * (JtJ * eye) + 1e-12 * eye, -(J.T @ (value - y))
-        ).solution
-        trial = p + step.nan_to_num(0.0, 0.0, 0.0)
-        new = sse(trial)
-        if new < loss:
-            p, loss, lam = trial, new, max(lam * 0.3, 1e-12)
-        else:
-            lam = min(lam * 10, 1e12)
-    return p, loss
+    def sse(q: torch.Tensor) -> torch.Tensor:
+        r = _plain_value(fns, ks, q[0], x) - y
+        return (r**2).sum().reshape(1).nan_to_num(torch.inf, torch.inf, torch.inf)
+
+    best, loss = levenberg_marquardt(residual, sse, p[None], steps)
+    return best[0], float(loss[0])
+
+
+def _plain_value(
+    fns: list[Function], ks: tuple[int, int], q: torch.Tensor, x: torch.Tensor
+) -> torch.Tensor:
+    value = q[6] + torch.zeros_like(x)
+    for t, k in enumerate(ks):
+        a, b, c = q[3 * t : 3 * t + 3]
+        value = value + c * fns[k].safe_fn(a * x + b)
+    return value
 
 
 def fit_pair(

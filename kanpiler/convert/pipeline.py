@@ -1,7 +1,8 @@
 """The one-call discovery pipeline: prune -> fit edges -> fine-tune constants -> formula.
 
-In: a trained ``MultKAN`` and its data ``x, y``. Out: :class:`PipelineResult` with the
-formula(s), the symbolic model, the fitting report and the final RMSE. Stage: convert.
+In: a trained ``MultKAN`` and its data ``x, y``. Out: :class:`PipelineResult` with one SymPy
+expression per output, the symbolic model, the fitting report and the final RMSE.
+Stage: convert (the last one: it drives autosym, extract and fitconst).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import sympy
 import torch
 
 from ..errors import KanpilerError, ShapeError
+from ..numerics import minimize_lbfgs
+from ..runtime import MultKAN
 from .autosym import SymbolicReport, auto_symbolic
 from .canonical import canonical_affine
 from .constants import snap_constants
+from .extract import bounded_simplify, formula
 from .fitconst import drop_abs, fit_constants, snap_on_data
-from .formula import bounded_simplify, model_to_sympy
 
 __all__ = [
     "symbolic_pipeline",
@@ -31,27 +34,29 @@ __all__ = [
 
 @dataclass
 class PipelineResult:
-    """What :func:`symbolic_pipeline` found. ``formula`` is one expression per output."""
+    """What :func:`symbolic_pipeline` found. ``expression`` is one SymPy expression per
+    output."""
 
-    formula: list[sympy.Expr]
-    model: Any
+    expression: list[sympy.Expr]
+    model: MultKAN
     report: SymbolicReport
     rmse: float
 
     def __str__(self) -> str:
-        body = "\n".join(f"  y{k + 1} = {f}" for k, f in enumerate(self.formula))
+        body = "\n".join(f"  y{k + 1} = {f}" for k, f in enumerate(self.expression))
         return f"{body}\n  (rmse {self.rmse:.3g} after tuning)"
 
 
-def _rmse(model: Any, x: torch.Tensor, y: torch.Tensor) -> float:
+def _rmse(model: MultKAN, x: torch.Tensor, y: torch.Tensor) -> float:
     with torch.no_grad():
         return float(((model(x) - y) ** 2).mean().sqrt())
 
 
-def tune_affine(model: Any, x: torch.Tensor, y: torch.Tensor, steps: int = 50) -> float:
+def tune_affine(model: MultKAN, x: torch.Tensor, y: torch.Tensor, steps: int = 50) -> float:
     """Fit the ``a, b, c, d`` of every symbolic edge to ``(x, y)`` by LBFGS; returns the RMSE.
 
-    Only the symbolic affine parameters move (splines, grids and node affines stay frozen).
+    Only the symbolic affine parameters move (splines, grids and node affines stay frozen);
+    they are put back if the fit does not lower the error.
     """
     params = [sym.affine for sym in model.symbolic if sym.active]
     if not params or steps <= 0:
@@ -59,31 +64,15 @@ def tune_affine(model: Any, x: torch.Tensor, y: torch.Tensor, steps: int = 50) -
     saved = {id(p): p.requires_grad for p in model.parameters()}
     for p in model.parameters():
         p.requires_grad_(any(p is q for q in params))
-    before = [p.detach().clone() for p in params]
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = ((model(x) - y) ** 2).mean()
-        loss.backward()
-        return loss
-
-    start = _rmse(model, x, y)
     try:
-        opt.step(closure)
+        _, end = minimize_lbfgs(params, lambda: ((model(x) - y) ** 2).mean(), steps)
     finally:
         for p in model.parameters():
             p.requires_grad_(saved[id(p)])
-    end = _rmse(model, x, y)
-    if not end <= start:  # NaN or worse: keep the fitted values
-        with torch.no_grad():
-            for p, old in zip(params, before):
-                p.copy_(old)
-        end = start
-    return end
+    return _rmse(model, x, y)
 
 
-def canonicalize_model(model: Any) -> None:
+def canonicalize_model(model: MultKAN) -> None:
     """Rewrite every symbolic edge's ``a, b, c, d`` in canonical form (same function)."""
     for sym in model.symbolic:
         on = torch.nonzero(sym.mask != 0).tolist()
@@ -102,7 +91,7 @@ def canonicalize_model(model: Any) -> None:
 
 
 def symbolic_pipeline(
-    model: Any,
+    model: MultKAN,
     x: torch.Tensor,
     y: torch.Tensor,
     *,
@@ -125,7 +114,7 @@ def symbolic_pipeline(
     the data agree (:func:`~kanpiler.convert.fitconst.snap_on_data`) -> simplified.
 
     >>> result = symbolic_pipeline(model, x, y)  # doctest: +SKIP
-    >>> result.formula  # doctest: +SKIP
+    >>> result.expression  # doctest: +SKIP
     [exp(y**2 + sin(pi*x))]
 
     Raises a ``KanpilerError`` if an edge could not be fitted above ``r2_threshold`` (the
@@ -150,9 +139,9 @@ def symbolic_pipeline(
         )
     rmse = tune_affine(model, x, y, tune_steps)
     canonicalize_model(model)
-    raw = model_to_sympy(model, simplify=False, rtol=1e-9)
+    raw = formula(model, simplify=False, rtol=1e-9)
     env = {name: x[:, k].to(torch.float64) for k, name in enumerate(model.variables)}
-    formula = []
+    found = []
     for k, expr in enumerate(raw):
         target = y[:, k].to(torch.float64)
         expr = fit_constants(expr, env, target, tune_steps)
@@ -161,5 +150,5 @@ def symbolic_pipeline(
             expr = drop_abs(snap_on_data(expr, env, target, rtol=rtol), env)
             if simplify:
                 expr = snap_constants(bounded_simplify(expr, timeout))
-        formula.append(expr)
-    return PipelineResult(formula=formula, model=model, report=report, rmse=rmse)
+        found.append(expr)
+    return PipelineResult(expression=found, model=model, report=report, rmse=rmse)

@@ -94,4 +94,4 @@ def sum_inside(d: Derivatives, i: int, j: int) -> float:
         H[:, i, j] * H[:, j, j] * gi2,
     ]
     num = (t[0] - t[1] - t[2] + t[3]).abs()
-    return _ratio(num, sum(x.abs() for x in t))
+    return _ratio(num, t[0].abs() + t[1].abs() + t[2].abs() + t[3].abs())

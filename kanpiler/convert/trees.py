@@ -202,7 +202,7 @@ def tree(
         samples=Xt.shape[0],
         method=builder.d.method,
     )
-    g.graph["skeleton"] = g.graph["formula"] = skeleton(g)
+    g.graph["skeleton"] = skeleton(g)
     return g
 
 

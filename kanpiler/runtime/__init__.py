@@ -2,7 +2,8 @@
 
 In: a width list (or a layout built by the compiler). Out: torch modules that compute, train
 and explain. Stage: runtime — between the compiler (which builds into ``MultKAN``) and the
-converter (which reads it back).
+converter (which reads it back through the structure API: ``layer_forward``, ``edges``,
+``subnode_owner``, ``record``).
 """
 
 from __future__ import annotations
@@ -12,24 +13,33 @@ from typing import Any
 
 import torch
 
+from . import train
 from .basis import Basis, BSplineBasis
 from .layer import KANLayer
 from .multkan import MultKAN
+from .structure import Edge, LayerValues, Record
 from .symbolic import SymbolicLayer
 
 
 def fit(model: MultKAN, x: torch.Tensor, y: torch.Tensor, **kw: Any) -> dict[str, list[float]]:
     """Functional form of :meth:`MultKAN.fit` (same arguments, same history)."""
-    from .train import fit as _fit
-
-    return _fit(model, x, y, **kw)
+    return train.fit(model, x, y, **kw)
 
 
 def load(path: str | Path, device: torch.device | str | None = None) -> MultKAN:
-    """Load a model written by :meth:`MultKAN.save` (see :mod:`kanpiler.runtime.io`)."""
-    from .io import load as _load
-
-    return _load(path, device)
+    """Load a model written by :meth:`MultKAN.save` (see :mod:`kanpiler.runtime.checkpoint`)."""
+    return MultKAN.load(path, device)
 
 
-__all__ = ["Basis", "BSplineBasis", "KANLayer", "MultKAN", "SymbolicLayer", "fit", "load"]
+__all__ = [
+    "Basis",
+    "BSplineBasis",
+    "Edge",
+    "KANLayer",
+    "LayerValues",
+    "MultKAN",
+    "Record",
+    "SymbolicLayer",
+    "fit",
+    "load",
+]

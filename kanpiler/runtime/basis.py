@@ -48,13 +48,27 @@ class Basis(nn.Module):
     * ``local(x, derivative) -> (start, values, derivatives)`` (optional, with
       ``has_local``): the few non-zero values per input, starting at basis index ``start``
       (the fused fast path of ``KANLayer`` uses it);
-    * for grid-based bases, ``grid``/``inner`` and ``set_grid(knots)``: grid updates and
+    * for grid-based bases, ``knots``/``inner`` and ``set_grid(knots)``: grid updates and
       grid extension (``grid.py``) go through them.
 
     A basis without ``local`` still works: the layer multiplies its dense values.
     """
 
     n_basis: int
+    #: for grid-based bases: intervals, spline order, knots ``(in, G + 2k + 1)``, uniformity
+    n_intervals: int
+    k: int
+    knots: torch.Tensor
+    uniform: bool
+
+    @property
+    def inner(self) -> torch.Tensor:
+        """Grid-based bases: the ``(in, G + 1)`` knots of the grid proper."""
+        raise NotImplementedError
+
+    def set_grid(self, knots: torch.Tensor) -> None:
+        """Grid-based bases: move to new extended knots ``(in, G + 2k + 1)``."""
+        raise NotImplementedError
 
     def local(
         self, x: torch.Tensor, derivative: bool = True
@@ -64,6 +78,11 @@ class Basis(nn.Module):
     @property
     def has_local(self) -> bool:
         return False
+
+    def span(self) -> torch.Tensor:
+        """``(in, 2)``: the low and high end of each input's natural domain (where plots and
+        symbolic fits sample an edge without data)."""
+        raise NotImplementedError
 
 
 def extend_grid(points: torch.Tensor, k: int) -> torch.Tensor:
@@ -87,7 +106,7 @@ def uniform_points(
 class BSplineBasis(Basis):
     """B-splines of order ``k`` (degree k) on ``grid`` intervals, one knot vector per input.
 
-    The knot buffer ``grid`` is ``(in, G + 2k + 1)`` (``k`` extra knots on each side), so each
+    The knot buffer ``knots`` is ``(in, G + 2k + 1)`` (``k`` extra knots on each side), so each
     input has ``n_basis = G + k`` basis functions. On uniform grids the ``k+1`` non-zero values
     come from the cardinal B-spline recursion on the fractional position in the interval; on
     non-uniform grids (after a grid update) from the local Cox-de Boor recursion with the knots
@@ -110,9 +129,14 @@ class BSplineBasis(Basis):
         self.k = int(k)
         self.n_intervals = int(grid)
         pts = uniform_points(in_features, grid, grid_range, dtype, device)
-        self.register_buffer("grid", extend_grid(pts, self.k))
-        self.uniform = is_uniform(self.grid)
+        self.register_buffer("knots", extend_grid(pts, self.k))
+        self.uniform = is_uniform(self.knots)
         self.register_load_state_dict_post_hook(_refresh_uniform)
+        # caches keyed by the knots' identity and version (see ``snapshot``)
+        self._spacing_key: tuple | None = None
+        self._spacing: tuple[torch.Tensor, torch.Tensor] = (self.knots, self.knots)
+        self._table_key: tuple | None = None
+        self._table_value: tuple[torch.Tensor, torch.Tensor] = (self.knots, self.knots)
 
     @property
     def n_basis(self) -> int:  # type: ignore[override]
@@ -125,13 +149,18 @@ class BSplineBasis(Basis):
     @property
     def inner(self) -> torch.Tensor:
         """The ``(in, G+1)`` knots inside the extension (the grid proper)."""
-        return self.grid[:, self.k : self.grid.shape[1] - self.k]
+        return self.knots[:, self.k : self.knots.shape[1] - self.k]
+
+    def span(self) -> torch.Tensor:
+        """``(in, 2)``: the ends of the grid proper."""
+        inner = self.inner
+        return torch.stack([inner[:, 0], inner[:, -1]], dim=1)
 
     def set_grid(self, knots: torch.Tensor) -> None:
         """Replace the extended knot vectors (``(in, G+2k+1)``, sorted along dim 1)."""
         self.n_intervals = knots.shape[1] - 1 - 2 * self.k
-        self.grid = torch.sort(knots.to(self.grid), dim=1).values.contiguous()
-        self.uniform = is_uniform(self.grid)
+        self.knots = torch.sort(knots.to(self.knots), dim=1).values.contiguous()
+        self.uniform = is_uniform(self.knots)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         start, vals, _ = self.local(x, derivative=False)
@@ -151,10 +180,10 @@ class BSplineBasis(Basis):
 
     def spacing(self) -> tuple[torch.Tensor, torch.Tensor]:
         """On a uniform grid: first knot and ``1 / spacing`` per input (contiguous, cached)."""
-        if not unchanged(getattr(self, "_spacing_key", None), self.grid):
-            g0 = self.grid[:, 0].contiguous()
-            self._spacing = (g0, 1.0 / (self.grid[:, 1] - g0))
-            self._spacing_key = snapshot(self.grid)
+        if not unchanged(self._spacing_key, self.knots):
+            g0 = self.knots[:, 0].contiguous()
+            self._spacing = (g0, 1.0 / (self.knots[:, 1] - g0))
+            self._spacing_key = snapshot(self.knots)
         return self._spacing
 
     def position(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -166,7 +195,7 @@ class BSplineBasis(Basis):
 
     def _local_uniform(self, x: torch.Tensor, derivative: bool):
         m, u, inv_h = self.position(x)
-        n_knots = self.grid.shape[1]
+        n_knots = self.knots.shape[1]
         inside = None
         if not _all_inside(m, 0, n_knots - 2):  # some points outside the knot span (or NaN)
             inside = (m >= 0) & (m < n_knots - 1)
@@ -181,11 +210,11 @@ class BSplineBasis(Basis):
         """Per input and knot interval, the power coefficients of the ``k+1`` non-zero
         B-splines in ``u = (x - t_m) / (t_{m+1} - t_m)``: ``(in*(K-1), k+1 powers, k+1)``,
         and ``1 / (t_{m+1} - t_m)`` as ``(in*(K-1),)`` (0 on empty intervals). Cached."""
-        if unchanged(getattr(self, "_table_key", None), self.grid):
+        if unchanged(self._table_key, self.knots):
             return self._table_value
-        n_in, n_knots = self.grid.shape
+        n_in, n_knots = self.knots.shape
         size = self.k + 1
-        knots = self.grid.double()
+        knots = self.knots.double()
         left, h = knots[:, :-1], knots.diff(dim=1)  # (in, K-1)
         us = (torch.arange(size, dtype=torch.float64, device=knots.device) + 0.5) / size
         xs = left.unsqueeze(-1) + h.unsqueeze(-1) * us  # (in, K-1, S)
@@ -195,22 +224,22 @@ class BSplineBasis(Basis):
         coef = torch.linalg.solve(vander, vals)  # (in, K-1, P, R)
         coef = torch.where((h > 0)[..., None, None], coef, torch.zeros_like(coef))
         inv_h = torch.where(h > 0, 1.0 / torch.where(h > 0, h, torch.ones_like(h)), 0.0)
-        dtype = self.grid.dtype
+        dtype = self.knots.dtype
         value = (coef.reshape(-1, size, size).to(dtype), inv_h.reshape(-1).to(dtype))
-        self._table_value, self._table_key = value, snapshot(self.grid)
+        self._table_value, self._table_key = value, snapshot(self.knots)
         return value
 
     def _local_general(self, x: torch.Tensor, derivative: bool):
         coef, inv_h = self._table()
-        n_in, n_knots = self.grid.shape
-        m = knot_interval(self.grid, x)
+        n_in, n_knots = self.knots.shape
+        m = knot_interval(self.knots, x)
         inside = None
         if not _all_inside(m, 0, n_knots - 2):
             inside = (m >= 0) & (m < n_knots - 1)
             m = torch.where(inside, m, torch.zeros_like(m))
         row = (m + torch.arange(n_in, device=x.device) * (n_knots - 1)).flatten()
         scale = inv_h.index_select(0, row).view_as(x)
-        left = self.grid[:, :-1].reshape(-1).index_select(0, row).view_as(x)
+        left = self.knots[:, :-1].reshape(-1).index_select(0, row).view_as(x)
         u = ((x - left) * scale).unsqueeze(-1)
         c = coef.index_select(0, row).view(*x.shape, self.k + 1, self.k + 1)  # (N, in, P, R)
         vals = c[..., -1, :]
@@ -292,7 +321,7 @@ def is_uniform(knots: torch.Tensor) -> bool:
 
 
 def _refresh_uniform(module: BSplineBasis, incompatible: object) -> None:
-    module.uniform = is_uniform(module.grid)
+    module.uniform = is_uniform(module.knots)
 
 
 def _zero(u: torch.Tensor) -> torch.Tensor:
@@ -386,42 +415,44 @@ def _cardinal_float64(k: int) -> torch.Tensor:
     return torch.from_numpy(mat)
 
 
-def _recips(kn: torch.Tensor, p: int, k: int) -> list[torch.Tensor | None]:
+def _recips(kn: torch.Tensor, p: int, k: int) -> list[torch.Tensor]:
     """``1 / (t_{m+r} - t_{m+r-p})`` for r = 1..p (0 where knots repeat); index 0 unused."""
-    out: list[torch.Tensor | None] = [None]
+    out = [kn.new_zeros(())]
     for r in range(1, p + 1):
         inv = 1.0 / (kn[..., r + k] - kn[..., r - p + k])
         out.append(inv.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0))
     return out
 
 
-def _general_step(old, x, kn, inv, p: int, k: int) -> list[torch.Tensor]:
+def _general_step(
+    old: list[torch.Tensor], x: torch.Tensor, kn: torch.Tensor, inv: list[torch.Tensor],
+    p: int, k: int,
+) -> list[torch.Tensor]:  # fmt: skip
     # b_{j,p} = (x - t_j)/(t_{j+p} - t_j) b_{j,p-1} + (t_{j+p+1} - x)/(t_{j+p+1} - t_{j+1}) b_{j+1,p-1}
     # with j = m - p + r; kn[..., s + k] holds t_{m+s}
     new = []
-    for r in range(p + 1):
-        acc = None
+    for r in range(p + 1):  # p >= 1: at least one of the two terms
+        terms = []
         if r >= 1:
-            acc = (x - kn[..., r - p + k]) * inv[r] * old[r - 1]
+            terms.append((x - kn[..., r - p + k]) * inv[r] * old[r - 1])
         if r < p:
-            term = (kn[..., r + 1 + k] - x) * inv[r + 1] * old[r]
-            acc = term if acc is None else acc + term
-        new.append(acc)
+            terms.append((kn[..., r + 1 + k] - x) * inv[r + 1] * old[r])
+        new.append(terms[0] if len(terms) == 1 else terms[0] + terms[1])
     return new
 
 
-def _general_derivative(old, inv, p: int) -> list[torch.Tensor]:
+def _general_derivative(
+    old: list[torch.Tensor], inv: list[torch.Tensor], p: int
+) -> list[torch.Tensor]:
     # d/dx b_{j,p} = p (b_{j,p-1}/(t_{j+p} - t_j) - b_{j+1,p-1}/(t_{j+p+1} - t_{j+1}))
     out = []
     for r in range(p + 1):
-        left = old[r - 1] * inv[r] if r >= 1 else None
-        right = old[r] * inv[r + 1] if r < p else None
-        if left is None:
-            out.append(-p * right)
-        elif right is None:
-            out.append(p * left)
+        if r == 0:
+            out.append(-p * (old[r] * inv[r + 1]))
+        elif r == p:
+            out.append(p * (old[r - 1] * inv[r]))
         else:
-            out.append(p * (left - right))
+            out.append(p * (old[r - 1] * inv[r] - old[r] * inv[r + 1]))
     return out
 
 

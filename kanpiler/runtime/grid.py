@@ -1,7 +1,8 @@
-"""Grids of numeric edges: robust least squares, grid update from samples, grid extension.
+"""Grids of numeric edges: grid update from samples and grid extension.
 
-In: a layer or model and sample inputs. Out: new knot grids with coefficients refitted so each
-edge keeps its curve on the samples. Stage: runtime (used by training and fine-tuning).
+In: a layer or model and sample inputs. Out: new knots with coefficients refitted (by
+:func:`kanpiler.numerics.lstsq`) so each edge keeps its curve on the samples. Stage: runtime
+(used by training and fine-tuning); walks the model with ``MultKAN.layer_forward``.
 
 >>> import torch
 >>> from kanpiler.runtime import MultKAN
@@ -19,48 +20,16 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..errors import FitError
-from .basis import BSplineBasis, extend_grid
+from ..numerics import lstsq
+from .basis import Basis, extend_grid
+from .config import clone_with_grid
 from .layer import KANLayer
 
 if TYPE_CHECKING:
     from .multkan import MultKAN
 
 
-def lstsq(a: torch.Tensor, b: torch.Tensor, ridge: float = 0.0) -> torch.Tensor:
-    """Batched least squares ``argmin |a @ c - b|`` for ``a (..., M, K)``, ``b (..., M, R)``.
-
-    Works on rank-deficient systems on every device: SVD-based ``gelsd`` on CPU; elsewhere
-    regularised normal equations (Cholesky), falling back to the pseudo-inverse. ``ridge`` adds
-    ``ridge * |c|^2``. Raises :class:`FitError` if the result is not finite.
-    """
-    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
-        raise FitError("least squares: the samples or targets contain NaN or inf")
-    if a.device.type == "cpu" and ridge == 0.0:
-        sol = torch.linalg.lstsq(a, b, driver="gelsd").solution
-    else:
-        sol = _normal_equations(a, b, ridge)
-    if not torch.isfinite(sol).all():
-        raise FitError(
-            f"least squares failed for a system of shape {tuple(a.shape)} on {a.device}: "
-            "non-finite solution (try more samples or float64)"
-        )
-    return sol
-
-
-def _normal_equations(a: torch.Tensor, b: torch.Tensor, ridge: float) -> torch.Tensor:
-    at = a.transpose(-1, -2)
-    gram = at @ a
-    diag = gram.diagonal(dim1=-2, dim2=-1)
-    scale = diag.amax(dim=-1, keepdim=True).clamp(min=torch.finfo(a.dtype).tiny)
-    lam = ridge + 10 * torch.finfo(a.dtype).eps * scale
-    gram = gram + torch.diag_embed(lam.expand_as(diag))
-    chol, info = torch.linalg.cholesky_ex(gram)
-    if bool((info == 0).all()):
-        return torch.cholesky_solve(at @ b, chol)
-    return torch.linalg.pinv(a) @ b
-
-
-def curve_to_coef(x: torch.Tensor, y: torch.Tensor, basis: BSplineBasis) -> torch.Tensor:
+def curve_to_coef(x: torch.Tensor, y: torch.Tensor, basis: Basis) -> torch.Tensor:
     """Coefficients ``(in, out, n_basis)`` whose splines fit ``y (N, in, out)`` at ``x (N, in)``."""
     feats = basis(x).permute(1, 0, 2)  # (in, N, n_basis)
     sol = lstsq(feats, y.permute(1, 0, 2))  # (in, n_basis, out)
@@ -98,24 +67,14 @@ def update_layer_grid(layer: KANLayer, x: torch.Tensor) -> None:
 def update_model_grid(model: MultKAN, x: torch.Tensor) -> None:
     """Update every layer's grid from the activations of ``x``, layer by layer."""
     with torch.no_grad():
-        h = model._check_input(x)
+        h = model.check_input(x)
         for li in range(model.depth):
             if model.layers[li].active:
                 update_layer_grid(model.layers[li], h)
-            h = _layer_forward(model, li, h)
+            h = model.layer_forward(li, h).nodes
 
 
-def _layer_forward(model: MultKAN, li: int, h: torch.Tensor) -> torch.Tensor:
-    y = model.layers[li](h) if model.layers[li].active else 0.0
-    if model.symbolic[li].active:
-        y = y + model.symbolic[li](h)
-    if not isinstance(y, torch.Tensor):
-        y = torch.zeros(h.shape[0], model.n_subnodes(li + 1), dtype=h.dtype, device=h.device)
-    y = model._affine(y, model.subnode_scale[li], model.subnode_bias[li])
-    return model._affine(model._nodes(li + 1, y), model.node_scale[li], model.node_bias[li])
-
-
-def refined_knots(old: BSplineBasis, n_intervals: int) -> torch.Tensor:
+def refined_knots(old: Basis, n_intervals: int) -> torch.Tensor:
     """Extended knots with ``n_intervals`` between the old grid's ends, interpolating its knots.
 
     With ``n_intervals`` a multiple of the old count, every old knot is kept, so the old spline
@@ -132,21 +91,19 @@ def refined_knots(old: BSplineBasis, n_intervals: int) -> torch.Tensor:
 
 def refine(model: MultKAN, n_intervals: int, x: torch.Tensor) -> MultKAN:
     """A NEW model whose splines have ``n_intervals`` intervals, fitted to ``model`` on ``x``."""
-    from .io import clone_with_grid
-
     new = clone_with_grid(model, n_intervals)
     with torch.no_grad():
-        h = model._check_input(x)
+        h = model.check_input(x)
         for li in range(model.depth):
             old_layer, layer = model.layers[li], new.layers[li]
             layer.basis.set_grid(refined_knots(old_layer.basis, n_intervals))
             inside = _fit_points(old_layer.basis, layer.basis, h)
             layer.coef.copy_(curve_to_coef(inside, old_layer.spline(inside), layer.basis))
-            h = _layer_forward(model, li, h)
+            h = model.layer_forward(li, h).nodes
     return new
 
 
-def _fit_points(old: BSplineBasis, new: BSplineBasis, h: torch.Tensor) -> torch.Tensor:
+def _fit_points(old: Basis, new: Basis, h: torch.Tensor) -> torch.Tensor:
     """Samples clamped into the grid proper, plus the new knots and their midpoints."""
     inner = old.inner
     pts = [h.clamp(min=inner[:, 0], max=inner[:, -1])]

@@ -18,54 +18,32 @@ True
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import ShapeError
+from ..layout import Layout
+from . import checkpoint, grid, plot, prune, symfit, train
 from .basis import snapshot, unchanged
 from .layer import KANLayer
+from .structure import (
+    Edge,
+    LayerValues,
+    ModuleSeq,
+    Record,
+    Width,
+    edge_kind,
+    node_subnodes,
+    normalize_arity,
+    normalize_width,
+    subnode_owners,
+)
 from .symbolic import SymbolicLayer
 
-Width = Sequence[int | Sequence[int]]
-
-
-def normalize_width(width: Width) -> list[list[int]]:
-    """``[n, [s, m], ...]`` -> ``[[n, 0], [s, m], ...]`` with checks."""
-    if len(width) < 2:
-        raise ShapeError(f"width needs at least an input and an output layer, got {width!r}")
-    out = []
-    for pos, w in enumerate(width):
-        pair = [int(w), 0] if isinstance(w, int) else [int(v) for v in w]
-        # an empty input layer is allowed: a constant formula has no variables
-        if len(pair) != 2 or min(pair) < 0 or (sum(pair) == 0 and pos > 0):
-            raise ShapeError(f"width[{pos}] must be n >= 1 or [n_sum, n_mult], got {w!r}")
-        out.append(pair)
-    if out[0][1]:
-        raise ShapeError(f"the input layer cannot hold multiplication nodes, got {width[0]!r}")
-    return out
-
-
-def normalize_arity(mult_arity: Any, width: list[list[int]]) -> list[list[int]]:
-    """Arity of every mult node, per node layer (an empty list for layers without any)."""
-    if isinstance(mult_arity, int):
-        per_layer: list[Any] = [mult_arity] * len(width)
-    else:
-        per_layer = list(mult_arity)
-        if len(per_layer) != len(width):
-            raise ShapeError(
-                f"mult_arity needs one entry per node layer ({len(width)}), got {mult_arity!r}"
-            )
-    result = []
-    for li, ((_, n_mult), a) in enumerate(zip(width, per_layer)):
-        arities = [int(a)] * n_mult if isinstance(a, int) else [int(v) for v in a]
-        if len(arities) != n_mult or any(v < 1 for v in arities):
-            raise ShapeError(
-                f"mult_arity of node layer {li}: need {n_mult} arities >= 1, got {a!r}"
-            )
-        result.append(arities)
-    return result
+__all__ = ["MultKAN", "Edge", "LayerValues", "Record"]
 
 
 class MultKAN(nn.Module):
@@ -114,8 +92,8 @@ class MultKAN(nn.Module):
                 layer.mask.zero_()
             layers.append(layer)
             symbolic.append(SymbolicLayer(n_in, n_out, **opts))
-        self.layers = nn.ModuleList(layers)
-        self.symbolic = nn.ModuleList(symbolic)
+        self.layers: ModuleSeq[KANLayer] = ModuleSeq(layers)
+        self.symbolic: ModuleSeq[SymbolicLayer] = ModuleSeq(symbolic)
 
         def plist(sizes: list[int], value: float) -> nn.ParameterList:
             return nn.ParameterList(
@@ -133,13 +111,15 @@ class MultKAN(nn.Module):
             raise ShapeError(f"{len(names)} variable names for {n_in} inputs: {names!r}")
         self.variables = names
         self.cache_acts = False
-        self.acts: list[torch.Tensor] | None = None
-        self.edge_acts: list[torch.Tensor] | None = None
-        self.subnode_acts: list[torch.Tensor] | None = None
+        self.cache: Record | None = None
+        self.layout: Layout | None = None
+        self.source_formulas: list[str] | None = None
+        self.compile_trace: list[tuple[str, Any]] | None = None
+        self.symbolic_report: Any = None  # a convert.SymbolicReport after auto_symbolic
         self._mult_index: dict[tuple[int, str], torch.Tensor] = {}
         self._identity: dict[int, tuple] = {}
 
-    # --- layout -------------------------------------------------------------------------------
+    # --- structure ----------------------------------------------------------------------------
 
     def n_nodes(self, li: int) -> int:
         """Number of nodes of node layer ``l`` (sum nodes first, then mult nodes)."""
@@ -148,6 +128,36 @@ class MultKAN(nn.Module):
     def n_subnodes(self, li: int) -> int:
         """Number of subnodes of node layer ``l >= 1`` (outputs of KAN layer ``l - 1``)."""
         return self.width[li][0] + sum(self.mult_arity[li])
+
+    def subnode_owner(self, li: int) -> list[tuple[int, int]]:
+        """For each subnode of node layer ``l``: ``(owning node, slot in that node)``."""
+        return subnode_owners(self.width[li], self.mult_arity[li])
+
+    def node_subnodes(self, li: int, node: int) -> range:
+        """The subnodes of ``node`` of node layer ``l`` (one for a sum node)."""
+        return node_subnodes(self.width[li], self.mult_arity[li], node)
+
+    def node_kind(self, li: int, j: int) -> str:
+        """``"input"`` (node layer 0), ``"sum"`` or ``"mult"``."""
+        return "input" if li == 0 else ("sum" if j < self.width[li][0] else "mult")
+
+    def edges(self, li: int, *, active: bool = True) -> list[Edge]:
+        """The edges of KAN layer ``l`` as :class:`Edge` records, row-major; with ``active``
+        (default) only those with a branch on."""
+        self._check_layer(li)
+        num_on = (self.layers[li].mask != 0).cpu().tolist()
+        sym = self.symbolic[li]
+        sym_on = (sym.mask != 0).cpu().tolist()
+        affine = sym.affine.detach().cpu().tolist()
+        out = []
+        for i, row in enumerate(num_on):
+            for j, on in enumerate(row):
+                kind = edge_kind(on, sym_on[i][j])
+                if active and kind == "off":
+                    continue
+                fn = sym.function(i, j) if sym_on[i][j] else None
+                out.append(Edge(i, j, kind, fn, *affine[i][j]))
+        return out
 
     @property
     def n_inputs(self) -> int:
@@ -172,19 +182,19 @@ class MultKAN(nn.Module):
         """
         key = (li, str(device))
         if key not in self._mult_index:
-            arities = self.mult_arity[li]
-            pad = self.n_subnodes(li)
-            width = max(arities)
-            rows, start = [], self.width[li][0]
-            for a in arities:
-                rows.append(list(range(start, start + a)) + [pad] * (width - a))
-                start += a
+            n_sum, n_mult = self.width[li]
+            pad, width = self.n_subnodes(li), max(self.mult_arity[li])
+            rows = []
+            for m in range(n_mult):
+                subs = list(self.node_subnodes(li, n_sum + m))
+                rows.append(subs + [pad] * (width - len(subs)))
             self._mult_index[key] = torch.tensor(rows, dtype=torch.long, device=device)
         return self._mult_index[key]
 
     # --- forward ------------------------------------------------------------------------------
 
-    def _check_input(self, x: torch.Tensor) -> torch.Tensor:
+    def check_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` itself if it is a ``(N, n_inputs)`` tensor of the model's dtype and device."""
         if not isinstance(x, torch.Tensor):
             raise ShapeError(f"MultKAN expects a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 2 or x.shape[1] != self.n_inputs:
@@ -202,41 +212,77 @@ class MultKAN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, rec = self.run(x, record=self.cache_acts)
         if rec is not None:
-            self.acts, self.edge_acts = rec["acts"], rec["edge_acts"]
-            self.subnode_acts = rec["subnode_acts"]
+            self.cache = rec
         return out
 
-    def run(self, x: torch.Tensor, record: bool = False) -> tuple[torch.Tensor, dict | None]:
-        """Forward pass; with ``record`` also the activations of every layer.
-
-        The record holds ``acts`` (inputs of each layer, then the output), ``edge_acts`` and
-        ``spline_acts`` (``(N, in, out)`` all edges / numeric edges only) and ``subnode_acts``.
-        """
-        x = self._check_input(x)
-        rec: dict[str, list] | None = (
-            {"acts": [], "edge_acts": [], "spline_acts": [], "subnode_acts": []} if record else None
-        )
+    def run(self, x: torch.Tensor, record: bool = False) -> tuple[torch.Tensor, Record | None]:
+        """Forward pass; with ``record`` also the activations of every layer (a
+        :class:`Record`)."""
+        x = self.check_input(x)
+        rec = Record([], [], [], []) if record else None
         for li in range(self.depth):
-            num, sym = self.layers[li], self.symbolic[li]
-            y = None
-            if num.active:
-                y = num(x)
-            if sym.active:
-                y = sym(x) if y is None else y + sym(x)
-            if y is None:
-                y = torch.zeros(x.shape[0], num.out_features, dtype=x.dtype, device=x.device)
             if rec is not None:
-                spline = num.edge_values(x)
-                rec["acts"].append(x)
-                rec["spline_acts"].append(spline)
-                rec["edge_acts"].append(spline + sym.edge_values(x))
-            y = self._affine(y, self.subnode_scale[li], self.subnode_bias[li])
+                spline = self.layers[li].edge_values(x)
+                rec.acts.append(x)
+                rec.spline_acts.append(spline)
+                rec.edge_acts.append(spline + self.symbolic[li].edge_values(x))
+            values = self._layer_forward(li, x)
             if rec is not None:
-                rec["subnode_acts"].append(y)
-            x = self._affine(self._nodes(li + 1, y), self.node_scale[li], self.node_bias[li])
+                rec.subnode_acts.append(values.subnodes)
+            x = values.nodes
         if rec is not None:
-            rec["acts"].append(x)
+            rec.acts.append(x)
         return x, rec
+
+    def record(self, x: torch.Tensor | None = None) -> Record:
+        """Activations of a no-grad forward pass on ``x``, or (``x`` None) those cached by the
+        last forward with ``cache_acts`` on. Raises :class:`ShapeError` if there are none."""
+        if x is not None:
+            with torch.no_grad():
+                rec = self.run(x, record=True)[1]
+            assert rec is not None
+            return rec
+        if self.cache is None:
+            raise ShapeError(
+                "no activations cached: pass x, or set model.cache_acts = True and run model(x)"
+            )
+        return self.cache
+
+    @property
+    def acts(self) -> list[torch.Tensor] | None:
+        """Cached inputs of every layer, then the output (``cache_acts``), else None."""
+        return None if self.cache is None else self.cache.acts
+
+    @property
+    def edge_acts(self) -> list[torch.Tensor] | None:
+        """Cached per-edge values ``(N, in, out)`` per layer (``cache_acts``), else None."""
+        return None if self.cache is None else self.cache.edge_acts
+
+    @property
+    def subnode_acts(self) -> list[torch.Tensor] | None:
+        """Cached subnode values per layer (``cache_acts``), else None."""
+        return None if self.cache is None else self.cache.subnode_acts
+
+    def layer_forward(self, li: int, h: torch.Tensor) -> LayerValues:
+        """Subnode and node values that KAN layer ``l`` computes from node values ``h``
+        (``(N, n_nodes(l))``) of node layer ``l``."""
+        self._check_layer(li)
+        if h.dim() != 2 or h.shape[1] != self.n_nodes(li):
+            raise ShapeError(
+                f"layer {li} expects (N, {self.n_nodes(li)}) node values, got {tuple(h.shape)}"
+            )
+        return self._layer_forward(li, h)
+
+    def _layer_forward(self, li: int, h: torch.Tensor) -> LayerValues:
+        num, sym = self.layers[li], self.symbolic[li]
+        y = num(h) if num.active else None
+        if sym.active:
+            y = sym(h) if y is None else y + sym(h)
+        if y is None:
+            y = torch.zeros(h.shape[0], num.out_features, dtype=h.dtype, device=h.device)
+        y = self._affine(y, self.subnode_scale[li], self.subnode_bias[li])
+        nodes = self._affine(self._nodes(li + 1, y), self.node_scale[li], self.node_bias[li])
+        return LayerValues(y, nodes)
 
     def _affine(self, y: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """``scale * y + bias``, skipped when both are frozen at 1 and 0 (checked once per
@@ -267,7 +313,7 @@ class MultKAN(nn.Module):
         a: float = 1.0, b: float = 0.0, c: float = 1.0, d: float = 0.0,
     ) -> None:  # fmt: skip
         """Lock edge ``(l, i, j)`` to ``c*fn(a*x+b)+d`` exactly (``"0"`` switches it off)."""
-        self._check_edge(li, i, j)
+        self.check_edge(li, i, j)
         self.symbolic[li].set_edges([(i, j, fn, a, b, c, d)])
         with torch.no_grad():
             self.layers[li].mask[i, j] = 0.0
@@ -283,7 +329,7 @@ class MultKAN(nn.Module):
 
     def unfix_symbolic(self, li: int, i: int, j: int) -> None:
         """Turn edge ``(l, i, j)`` back into a spline (symbolic off, numeric on)."""
-        self._check_edge(li, i, j)
+        self.check_edge(li, i, j)
         with torch.no_grad():
             self.layers[li].mask[i, j] = 1.0
             self.symbolic[li].mask[i, j] = 0.0
@@ -294,19 +340,19 @@ class MultKAN(nn.Module):
         ``x`` (keyword) gives the model inputs to sample the edge on (else the last cached
         activations). Returns the r² of the fit (1.0 without fitting).
         """
-        from .symfit import fix_symbolic
-
-        return fix_symbolic(self, li, i, j, fn, fit=fit, **kw)
+        return symfit.fix_symbolic(self, li, i, j, fn, fit=fit, **kw)
 
     def symbolic_to_spline(self, x: torch.Tensor | None = None, ranges: Any = None) -> None:
         """Replace every symbolic edge by a spline fitted to it (see ``symfit``)."""
-        from .symfit import symbolic_to_spline
+        symfit.symbolic_to_spline(self, x=x, ranges=ranges)
 
-        symbolic_to_spline(self, x=x, ranges=ranges)
-
-    def _check_edge(self, li: int, i: int, j: int) -> None:
+    def _check_layer(self, li: int) -> None:
         if not 0 <= li < self.depth:
             raise ShapeError(f"layer {li} out of range: the model has {self.depth} KAN layers")
+
+    def check_edge(self, li: int, i: int, j: int) -> None:
+        """Raise :class:`ShapeError` unless ``(l, i, j)`` is an edge of the model."""
+        self._check_layer(li)
         n_in, n_out = self.n_nodes(li), self.n_subnodes(li + 1)
         if not (0 <= i < n_in and 0 <= j < n_out):
             raise ShapeError(f"edge ({li}, {i}, {j}) outside layer {li} of shape ({n_in}, {n_out})")
@@ -315,53 +361,42 @@ class MultKAN(nn.Module):
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, **kw: Any) -> dict[str, list[float]]:
         """Train the model; see :func:`kanpiler.runtime.train.fit`."""
-        from .train import fit
-
-        return fit(self, x, y, **kw)
+        return train.fit(self, x, y, **kw)
 
     def update_grid(self, x: torch.Tensor) -> None:
         """Adapt every layer's grid to the activations of ``x`` (function kept)."""
-        from .grid import update_model_grid
+        grid.update_model_grid(self, x)
 
-        update_model_grid(self, x)
-
-    def refine(self, grid: int, x: torch.Tensor) -> MultKAN:
+    def refine(self, grid: int, x: torch.Tensor) -> MultKAN:  # noqa: F811
         """A NEW model with ``grid`` intervals fitted to this one on ``x`` (grid extension)."""
-        from .grid import refine
-
-        return refine(self, grid, x)
+        return _grid_refine(self, grid, x)
 
     def attribute(self, x: torch.Tensor | None = None) -> dict[str, list[torch.Tensor]]:
         """Edge, subnode and node scores as in KAN 2.0; see :mod:`.prune`."""
-        from .prune import attribute
-
-        return attribute(self, x)
+        return prune.attribute(self, x)
 
     def prune(self, x: torch.Tensor | None = None, **kw: Any) -> MultKAN:
         """A NEW, smaller model without unimportant nodes and edges; see :mod:`.prune`."""
-        from .prune import prune
+        return prune.prune(self, x, **kw)
 
-        return prune(self, x, **kw)
+    def save(self, path: str | Path) -> None:
+        """Write ``path.safetensors`` and ``path.json``; see
+        :func:`kanpiler.runtime.checkpoint.save`."""
+        checkpoint.save(self, path)
 
-    def save(self, path: str) -> None:
-        """Write ``path.safetensors`` and ``path.json``; see :func:`kanpiler.runtime.io.save`."""
-        from .io import save
-
-        save(self, path)
+    @classmethod
+    def load(cls, path: str | Path, device: torch.device | str | None = None) -> MultKAN:
+        """A model written by :meth:`save`; see :func:`kanpiler.runtime.checkpoint.load`."""
+        return checkpoint.load(path, device, cls=cls)
 
     def plot(self, x: torch.Tensor | None = None, **kw: Any) -> Any:
         """A matplotlib Figure of every edge's curve, labelled with the candidates of
         ``self.symbolic_report`` when ``auto_symbolic`` left one; see
         :func:`kanpiler.runtime.plot.plot`."""
-        from .plot import plot
-
-        return plot(self, x, **kw)
-
-    def formula(self, **kw: Any) -> Any:
-        """The SymPy formula(s) of the model (delegates to ``kanpiler.convert``)."""
-        from ..convert import model_to_sympy
-
-        return model_to_sympy(self, **kw)
+        return plot.plot(self, x, **kw)
 
     def extra_repr(self) -> str:
         return f"width={self.width}, grid={self.grid}, k={self.k}, variables={self.variables}"
+
+
+_grid_refine = grid.refine  # inside ``refine`` the argument ``grid`` hides the module

@@ -31,17 +31,15 @@ def _curves(
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per layer: sorted inputs ``(S, in)`` and edge values ``(S, in, out)``."""
     with torch.no_grad():
-        if x is not None:
-            rec = model.run(x, record=True)[1]
-            acts, edges = rec["acts"], rec["edge_acts"]
-        elif model.acts is not None and model.edge_acts is not None:
-            acts, edges = model.acts, model.edge_acts
+        if x is not None or model.cache is not None:
+            rec = model.record(x)
+            acts, edges = rec.acts, rec.edge_acts
         else:
             acts, edges = [], []
             for li in range(model.depth):
-                inner = model.layers[li].basis.inner
+                lo, hi = model.layers[li].basis.span().unbind(1)
                 t = torch.linspace(0, 1, n, dtype=model.dtype, device=model.device)[:, None]
-                xs = inner[:, 0] + (inner[:, -1] - inner[:, 0]) * t
+                xs = lo + (hi - lo) * t
                 acts.append(xs)
                 edges.append(model.layers[li].edge_values(xs) + model.symbolic[li].edge_values(xs))
         out = []
@@ -84,9 +82,9 @@ def plot(
     ``(formula, r2)`` pairs, shown above the edge's plot; by default those of
     ``model.symbolic_report`` (left by ``auto_symbolic``), if any. Returns the Figure.
     """
-    if candidates is None:
-        report = getattr(model, "symbolic_report", None)
-        candidates = report.candidates() if report is not None else None
+    if candidates is None and model.symbolic_report is not None:
+        candidates = model.symbolic_report.candidates()
+    # lazy: matplotlib is heavy and only needed for pictures
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -103,27 +101,22 @@ def plot(
         edge_x = _positions(n_in * n_out)
         w = min(0.8 / (n_in * n_out), 0.12)
         h = 0.38 * band
-        for i in range(n_in):
-            for j in range(n_out):
-                cx = edge_x[i * n_out + j]
-                num_on = bool(model.layers[li].mask[i, j] != 0)
-                sym_on = bool(model.symbolic[li].mask[i, j] != 0)
-                alpha = 1.0 if (num_on or sym_on) else 0.15
-                ax = fig.add_axes((cx - w / 2, y0 + 0.31 * band, w, h))
-                xs, ys = curves[li]
-                color = SYM_COLOR if sym_on and not num_on else NUM_COLOR
-                ax.plot(xs[:, i], ys[:, i, j], color=color, alpha=alpha, lw=1.2)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                for side in ax.spines.values():
-                    side.set_alpha(alpha)
-                if candidates and (li, i, j) in candidates:
-                    ax.set_title(_label(candidates[(li, i, j)]), fontsize=6)
-                line = {"color": "gray", "alpha": 0.5 * alpha, "lw": 0.6}
-                fig.add_artist(
-                    Line2D([node_x[i], cx], [y0 + 0.05 * band, y0 + 0.31 * band], **line)
-                )
-                fig.add_artist(Line2D([cx, sub_x[j]], [y0 + 0.69 * band, y1 - 0.05 * band], **line))
+        for i, j, kind, *_ in model.edges(li, active=False):
+            cx = edge_x[i * n_out + j]
+            alpha = 1.0 if kind != "off" else 0.15
+            ax = fig.add_axes((cx - w / 2, y0 + 0.31 * band, w, h))
+            xs, ys = curves[li]
+            color = SYM_COLOR if kind == "symbolic" else NUM_COLOR
+            ax.plot(xs[:, i], ys[:, i, j], color=color, alpha=alpha, lw=1.2)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_alpha(alpha)
+            if candidates and (li, i, j) in candidates:
+                ax.set_title(_label(candidates[(li, i, j)]), fontsize=6)
+            line: dict[str, Any] = {"color": "gray", "alpha": 0.5 * alpha, "lw": 0.6}
+            fig.add_artist(Line2D([node_x[i], cx], [y0 + 0.05 * band, y0 + 0.31 * band], **line))
+            fig.add_artist(Line2D([cx, sub_x[j]], [y0 + 0.69 * band, y1 - 0.05 * band], **line))
         _draw_nodes(fig, model, li, node_x, y0 + 0.05 * band)
     _draw_nodes(fig, model, model.depth, _positions(model.n_nodes(model.depth)), 1 - 0.05 * band)
     if title:
@@ -134,17 +127,12 @@ def plot(
 def _node_subnode_x(model: MultKAN, li: int) -> list[float]:
     """x position of each subnode of node layer ``l``: that of the node it belongs to."""
     xs = _positions(model.n_nodes(li))
-    n_sum = model.width[li][0]
-    out = xs[:n_sum]
-    for m, a in enumerate(model.mult_arity[li]):
-        out += [xs[n_sum + m]] * a
-    return out
+    return [xs[node] for node, _ in model.subnode_owner(li)]
 
 
 def _draw_nodes(fig: Any, model: MultKAN, li: int, xs: list[float], y: float) -> None:
-    n_sum = model.width[li][0]
     for i, cx in enumerate(xs):
-        is_mult = i >= n_sum
+        is_mult = model.node_kind(li, i) == "mult"
         fig.text(
             cx, y, "×" if is_mult else ("+" if li else model.variables[i]),
             ha="center", va="center", fontsize=8,

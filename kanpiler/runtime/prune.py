@@ -1,8 +1,8 @@
 """Attribution scores (KAN 2.0) and pruning of MultKAN models.
 
-In: a model and inputs ``x`` (or the activations cached by the last forward). Out: node, subnode
-and edge scores; ``prune`` returns a NEW, smaller model (the original is never modified).
-Stage: runtime, before symbolic fitting.
+In: a model and inputs ``x`` (or the activations cached by the last forward, both through
+``MultKAN.record``). Out: node, subnode and edge scores; ``prune`` returns a NEW, smaller model
+(the original is never modified). Stage: runtime, before symbolic fitting.
 
 Scores flow backwards from the outputs: an edge's score is its activation spread (std over
 the batch) times the score of the subnode it feeds, divided by that subnode's spread; a node's
@@ -23,44 +23,33 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..errors import ShapeError
+from .config import model_config
+from .structure import Record
 
 if TYPE_CHECKING:
     from .multkan import MultKAN
 
 
-def _record(model: MultKAN, x: torch.Tensor | None) -> dict:
-    if x is not None:
-        with torch.no_grad():
-            return model.run(x, record=True)[1]
-    if model.edge_acts is None or model.acts is None or model.subnode_acts is None:
-        raise ShapeError(
-            "no activations cached: pass x, or set model.cache_acts = True and run model(x)"
-        )
-    return {"acts": model.acts, "edge_acts": model.edge_acts, "subnode_acts": model.subnode_acts}
-
-
 def node_to_subnode(model: MultKAN, li: int, score: torch.Tensor) -> torch.Tensor:
-    """Scores of node layer ``l``'s subnodes: sum nodes copy theirs, mult subnodes inherit."""
-    n_sum = model.width[li][0]
-    reps = torch.tensor([1] * n_sum + model.mult_arity[li], device=score.device)
-    return torch.repeat_interleave(score, reps)
+    """Scores of node layer ``l``'s subnodes: each inherits the score of the node owning it."""
+    owners = [node for node, _ in model.subnode_owner(li)]
+    return score[torch.tensor(owners, dtype=torch.long, device=score.device)]
 
 
 def attribute(model: MultKAN, x: torch.Tensor | None = None) -> dict[str, list[torch.Tensor]]:
     """``{"node_scores": [per node layer], "subnode_scores": [per node layer >= 1],
     "edge_scores": [per KAN layer, (in, out)]}`` averaged over the outputs."""
-    return _scores(model, _record(model, x))
+    return _scores(model, model.record(x))
 
 
-def _scores(model: MultKAN, rec: dict) -> dict[str, list[torch.Tensor]]:
+def _scores(model: MultKAN, rec: Record) -> dict[str, list[torch.Tensor]]:
     with torch.no_grad():
         n_out = model.n_outputs
         node = torch.full((n_out,), 1.0 / n_out, dtype=model.dtype, device=model.device)
         nodes, subnodes, edges = [node], [], []
         for li in reversed(range(model.depth)):
-            edge_spread = _spread(rec["edge_acts"][li])
-            sub_spread = _spread(rec["subnode_acts"][li])
+            edge_spread = _spread(rec.edge_acts[li])
+            sub_spread = _spread(rec.subnode_acts[li])
             sub = node_to_subnode(model, li + 1, node)
             edge = edge_spread * (sub / (sub_spread + 1e-4)).unsqueeze(0)
             node = edge.sum(dim=1)
@@ -85,9 +74,6 @@ def subset(model: MultKAN, keep: list[list[int]]) -> MultKAN:
     Every kept edge, grid, symbolic assignment and affine parameter is copied, so the new
     model computes what the old one computes with the dropped nodes' edges switched off.
     """
-    from .io import config
-    from .multkan import MultKAN
-
     width, arity = [], []
     for li, kept in enumerate(keep):
         n_sum = model.width[li][0]
@@ -95,8 +81,8 @@ def subset(model: MultKAN, keep: list[list[int]]) -> MultKAN:
         mults = [i - n_sum for i in kept if i >= n_sum]
         width.append([len(sums), len(mults)])
         arity.append([model.mult_arity[li][m] for m in mults])
-    cfg = dict(config(model), width=width, mult_arity=arity)
-    new = MultKAN(**cfg, dtype=model.dtype, device=model.device)
+    cfg = dict(model_config(model), width=width, mult_arity=arity)
+    new = type(model)(**cfg, dtype=model.dtype, device=model.device)
     with torch.no_grad():
         for li in range(model.depth):
             _copy_layer(model, new, li, keep[li], _subnodes(model, li + 1, keep[li + 1]))
@@ -104,18 +90,8 @@ def subset(model: MultKAN, keep: list[list[int]]) -> MultKAN:
 
 
 def _subnodes(model: MultKAN, li: int, kept: list[int]) -> list[int]:
-    n_sum, starts, pos = model.width[li][0], [], model.width[li][0]
-    for a in model.mult_arity[li]:
-        starts.append(pos)
-        pos += a
-    out = []
-    for i in kept:
-        if i < n_sum:
-            out.append(i)
-        else:
-            m = i - n_sum
-            out.extend(range(starts[m], starts[m] + model.mult_arity[li][m]))
-    return out
+    """The subnodes of the nodes ``kept`` of node layer ``l``, in order."""
+    return [s for node in kept for s in model.node_subnodes(li, node)]
 
 
 def _copy_layer(old: MultKAN, new: MultKAN, li: int, rows: list[int], cols: list[int]) -> None:
@@ -123,7 +99,7 @@ def _copy_layer(old: MultKAN, new: MultKAN, li: int, rows: list[int], cols: list
     r = torch.tensor(rows, dtype=torch.long, device=dev)
     c = torch.tensor(cols, dtype=torch.long, device=dev)
     src, dst = old.layers[li], new.layers[li]
-    dst.basis.set_grid(src.basis.grid[r])
+    dst.basis.set_grid(src.basis.knots[r])
     dst.coef = torch.nn.Parameter(src.coef[r][:, c].clone(), requires_grad=src.coef.requires_grad)
     for name in ("scale_base", "scale_sp"):
         getattr(dst, name).copy_(getattr(src, name)[r][:, c])
@@ -133,7 +109,8 @@ def _copy_layer(old: MultKAN, new: MultKAN, li: int, rows: list[int], cols: list
     s_dst.affine.copy_(s_src.affine[r][:, c])
     s_dst.mask.copy_(s_src.mask[r][:, c])
     s_dst.fn_ids.copy_(s_src.fn_ids[r][:, c])
-    kept_nodes = [i for i in range(old.n_nodes(li + 1)) if _node_of(old, li + 1, i, cols)]
+    owners = old.subnode_owner(li + 1)
+    kept_nodes = sorted({owners[s][0] for s in cols})
     n = torch.tensor(kept_nodes, dtype=torch.long, device=dev)
     new.subnode_scale[li].copy_(old.subnode_scale[li][c])
     new.subnode_bias[li].copy_(old.subnode_bias[li][c])
@@ -141,11 +118,6 @@ def _copy_layer(old: MultKAN, new: MultKAN, li: int, rows: list[int], cols: list
     new.node_bias[li].copy_(old.node_bias[li][n])
     for name in ("subnode_scale", "subnode_bias", "node_scale", "node_bias"):
         getattr(new, name)[li].requires_grad_(getattr(old, name)[li].requires_grad)
-
-
-def _node_of(model: MultKAN, li: int, node: int, cols: list[int]) -> bool:
-    """Whether ``node`` of node layer ``l`` owns a subnode listed in ``cols``."""
-    return bool(set(_subnodes(model, li, [node])) & set(cols))
 
 
 def prune(
@@ -165,7 +137,7 @@ def prune(
     bias of the subnode it fed, so edges that were (nearly) constant leave the outputs as
     they were; without it the new model equals the old one with those edges switched off.
     """
-    rec = _record(model, x)
+    rec = model.record(x)
     scores = _scores(model, rec)
     keep = [list(range(model.n_nodes(0)))]
     for li in range(1, model.depth):
@@ -187,7 +159,7 @@ def prune(
                 new.symbolic[li].mask[off] = 0.0
                 removed[keep[li]] = off
             if fold_constants:
-                mean = torch.nan_to_num(rec["edge_acts"][li][:, :, cols].mean(dim=0))
+                mean = torch.nan_to_num(rec.edge_acts[li][:, :, cols].mean(dim=0))
                 shift = (mean * removed).sum(dim=0) * model.subnode_scale[li][cols]
                 new.subnode_bias[li].add_(shift)
     return new

@@ -36,6 +36,9 @@ class SymbolicLayer(nn.Module):
     indexes ``fn_names`` (``fn_names[0] == "0"``, the zero function).
     """
 
+    mask: torch.Tensor
+    fn_ids: torch.Tensor
+
     def __init__(
         self,
         in_features: int,

@@ -2,8 +2,9 @@
 
 In: a model, an edge ``(l, i, j)`` and sample inputs. Out: the edge locked to
 ``c*f(a*x+b)+d`` with fitted parameters (``fix_symbolic``), or symbolic edges replaced by
-splines fitted to them (``symbolic_to_spline``). Stage: runtime. The vectorised fitting of
-whole networks against the library lives in ``kanpiler.convert``.
+splines fitted to them (``symbolic_to_spline``). Stage: runtime. Curves are fitted by
+:func:`kanpiler.numerics.fit_curves`, the fitter ``kanpiler.auto_symbolic`` uses for whole
+networks, and put in the canonical form of the function's library record.
 
 >>> import torch
 >>> from kanpiler.runtime import MultKAN
@@ -23,8 +24,11 @@ import torch
 
 from .. import library
 from ..errors import FitError, ShapeError
+from ..numerics import fit_curves
 from .basis import extend_grid, uniform_points
 from .grid import curve_to_coef
+from .layer import KANLayer
+from .symbolic import SymbolicLayer
 
 if TYPE_CHECKING:
     from .multkan import MultKAN
@@ -39,11 +43,9 @@ def fit_affine(
     over ``(a, b)`` with closed-form ``(c, d)``, then Levenberg-Marquardt), so an edge fixed by
     hand and an edge fixed by ``auto_symbolic`` are fitted alike.
     """
-    from ..convert.canonical import canonical_affine
-    from ..convert.curvefit import fit_curves
-
-    fits = fit_curves(x.reshape(1, -1), y.reshape(1, -1), [library.get(fn)])
-    a, b, c, d = canonical_affine(fn, *fits.params[0, 0].tolist())
+    rec = library.get(fn)
+    fits = fit_curves(x.reshape(1, -1), y.reshape(1, -1), [rec])
+    a, b, c, d = rec.canonical_affine(*fits.params[0, 0].tolist())
     return (a, b, c, d), float(fits.r2[0, 0])
 
 
@@ -53,19 +55,14 @@ def fix_symbolic(
 ) -> float:  # fmt: skip
     """Lock edge ``(l, i, j)`` to ``fn``; with ``fit``, fit ``a, b, c, d`` to its current curve
     sampled at ``x`` (model inputs) or at the cached activations. Returns r² (1.0 unfitted)."""
-    model._check_edge(li, i, j)
+    model.check_edge(li, i, j)
     if not fit:
         model.set_symbolic(li, i, j, fn)
         return 1.0
-    if x is not None:
-        with torch.no_grad():
-            rec = model.run(x, record=True)[1]
-        acts, edges = rec["acts"], rec["edge_acts"]
-    elif model.acts is not None and model.edge_acts is not None:
-        acts, edges = model.acts, model.edge_acts
-    else:
+    if x is None and model.cache is None:
         raise ShapeError("fix_symbolic(fit=True) needs x, or cached activations (cache_acts)")
-    params, r2 = fit_affine(acts[li][:, i].detach(), edges[li][:, i, j].detach(), fn)
+    rec = model.record(x)
+    params, r2 = fit_affine(rec.acts[li][:, i].detach(), rec.edge_acts[li][:, i, j].detach(), fn)
     model.set_symbolic(li, i, j, fn, *params)
     return r2
 
@@ -74,14 +71,12 @@ def _layer_ranges(model: MultKAN, x: torch.Tensor | None, ranges: Any) -> list[t
     """``(in, 2)`` low/high per input of every layer, from ``x``, ``ranges`` or the grids."""
     out = []
     if x is not None:
-        with torch.no_grad():
-            acts = model.run(x, record=True)[1]["acts"]
+        acts = model.record(x).acts
         return [torch.stack([a.amin(0), a.amax(0)], dim=1) for a in acts[:-1]]
     for li in range(model.depth):
         n_in = model.n_nodes(li)
         if ranges is None:
-            inner = model.layers[li].basis.inner
-            out.append(torch.stack([inner[:, 0], inner[:, -1]], dim=1))
+            out.append(model.layers[li].basis.span())
             continue
         if len(ranges) != model.depth:
             raise ShapeError(f"ranges needs one entry per KAN layer ({model.depth})")
@@ -108,7 +103,9 @@ def symbolic_to_spline(model: MultKAN, x: torch.Tensor | None = None, ranges: An
             _refit_layer(num, sym, lo, hi)
 
 
-def _refit_layer(num, sym, lo: torch.Tensor, hi: torch.Tensor, n_samples: int = 257) -> None:
+def _refit_layer(
+    num: KANLayer, sym: SymbolicLayer, lo: torch.Tensor, hi: torch.Tensor, n_samples: int = 257
+) -> None:
     g, k, dtype, dev = num.basis.n_intervals, num.basis.k, num.coef.dtype, num.coef.device
     steps = torch.linspace(0, 1, n_samples, dtype=dtype, device=dev).unsqueeze(1)
     xs = lo + (hi - lo) * steps  # (S, in)

@@ -17,13 +17,16 @@ True
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import FitError, ShapeError
+from ..errors import ConfigError, FitError, ShapeError
+from ..numerics import loss_scale, make_lbfgs
+from .structure import Record
 
 if TYPE_CHECKING:
     from .multkan import MultKAN
@@ -32,7 +35,7 @@ History = dict[str, list[float]]
 
 
 def regularization(
-    model: MultKAN, record: dict, lamb_l1: float = 1.0, lamb_entropy: float = 2.0
+    model: MultKAN, record: Record, lamb_l1: float = 1.0, lamb_entropy: float = 2.0
 ) -> torch.Tensor:
     """The KAN paper's penalty: L1 of edge magnitudes plus the entropy of their shares.
 
@@ -40,7 +43,7 @@ def regularization(
     of its input (+0.1), as in pykan's ``edge_forward_spline_n``.
     """
     total = torch.zeros((), dtype=model.dtype, device=model.device)
-    for acts, edge in zip(record["acts"], record["spline_acts"]):
+    for acts, edge in zip(record.acts, record.spline_acts):
         if edge.shape[0] < 2:
             continue
         scale = edge.std(dim=0) / (acts.std(dim=0).unsqueeze(1) + 0.1)  # (in, out)
@@ -53,7 +56,7 @@ def regularization(
 
 
 def _check_data(model: MultKAN, x: torch.Tensor, y: torch.Tensor, what: str) -> None:
-    model._check_input(x)
+    model.check_input(x)
     if y.dim() != 2 or y.shape != (x.shape[0], model.n_outputs):
         raise ShapeError(
             f"{what}: targets must be ({x.shape[0]}, {model.n_outputs}), got {tuple(y.shape)}"
@@ -64,19 +67,25 @@ def _check_data(model: MultKAN, x: torch.Tensor, y: torch.Tensor, what: str) -> 
         )
 
 
+def _check_options(steps: int, lr: float, threads: int | None) -> None:
+    if not (isinstance(steps, numbers.Integral) and steps >= 0):
+        raise ConfigError(f"steps must be an int >= 0, got {steps!r}")
+    if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"lr must be a finite number > 0, got {lr!r}")
+    if threads is not None and not (isinstance(threads, numbers.Integral) and threads >= 1):
+        raise ConfigError(f"threads must be an int >= 1 (or None), got {threads!r}")
+
+
 def _optimizer(name: str, params: list, lr: float, history: int | None) -> torch.optim.Optimizer:
     if name == "LBFGS":
         if history is None:  # a long memory is cheap for small models and converges much faster
             history = 100 if sum(p.numel() for p in params) <= 100_000 else 10
         if history < 1:
-            raise ShapeError(f"history_size must be >= 1, got {history}")
-        return torch.optim.LBFGS(
-            params, lr=lr, history_size=int(history), line_search_fn="strong_wolfe",
-            tolerance_grad=1e-32, tolerance_change=1e-32,
-        )  # fmt: skip
+            raise ConfigError(f"history_size must be >= 1, got {history}")
+        return make_lbfgs(params, lr=lr, history_size=history)
     if name == "Adam":
         return torch.optim.Adam(params, lr=lr)
-    raise ShapeError(f"unknown optimizer {name!r}; use 'LBFGS' or 'Adam'")
+    raise ConfigError(f"unknown optimizer {name!r}; use 'LBFGS' or 'Adam'")
 
 
 def fit(
@@ -116,13 +125,14 @@ def fit(
     ``history_size`` is LBFGS's memory (default: 100 pairs for models of up to 100,000
     trainable parameters, else 10); a long memory reaches a given loss in far fewer steps.
     """
+    _check_options(steps, lr, threads)
     _check_data(model, x, y, "training data")
     has_test = x_test is not None and y_test is not None
-    if has_test:
+    if x_test is not None and y_test is not None:
         _check_data(model, x_test, y_test, "test data")
     patience = (20 if early_stopping is True else int(early_stopping)) if early_stopping else 0
     if patience and not has_test:
-        raise ShapeError("early_stopping needs x_test and y_test")
+        raise ConfigError("early_stopping needs x_test and y_test")
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise FitError("the model has no trainable parameters (every requires_grad is False)")
@@ -135,7 +145,7 @@ def fit(
         grid=(update_grid, start_grid_update_step, stop_grid_update_step,
               max(1, int(stop_grid_update_step / max(grid_update_num, 1)))),
     )  # fmt: skip
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # lazy: tqdm.auto probes for notebooks on import
 
     bar = tqdm(range(steps), disable=not progress, desc="fit", leave=False)
     old_threads = torch.get_num_threads()
@@ -191,8 +201,8 @@ class _Run:
         if self.opt == "LBFGS":
             self.scale = self.scale or _lbfgs_scale(closure)
             closure.scale = self.scale
-        loss = self.optimizer.step(closure)
-        if loss is not None and not torch.isfinite(loss):
+        loss = self.optimizer.step(closure)  # type: ignore[arg-type]  # returns a tensor
+        if loss is not None and not bool(torch.isfinite(torch.as_tensor(loss))):
             raise FitError(f"training diverged at step {step}: the loss is {float(loss)}")
         record = _evaluate(self.model, x, y, x_test, y_test)
         record["reg"] = closure.reg
@@ -239,9 +249,8 @@ class _Closure:
 
 
 def _lbfgs_scale(closure: _Closure) -> float:
-    """1 / the initial loss when it is below 1 (else 1). LBFGS minimises the scaled loss (same
-    minimiser): torch's LBFGS skips curvature pairs with ``y·s <= 1e-10``, which stalls it
-    once an unscaled loss is around 1e-8 (an RMSE of 1e-4), e.g. after a grid extension."""
+    """:func:`kanpiler.numerics.loss_scale` of the initial loss (an RMSE of 1e-4 would stall
+    unscaled LBFGS, e.g. after a grid extension)."""
     with torch.no_grad():
         pred, rec = closure.model.run(closure.xb, record=closure.lamb > 0)
         loss = closure.loss_fn(pred, closure.yb)
@@ -249,10 +258,7 @@ def _lbfgs_scale(closure: _Closure) -> float:
             loss = loss + closure.lamb * regularization(
                 closure.model, rec, closure.lamb_l1, closure.lamb_entropy
             )
-    value = float(loss)
-    if not math.isfinite(value):
-        raise FitError(f"the initial loss is {value}: check the data and the model")
-    return 1.0 / min(max(value, 1e-30), 1.0)
+    return loss_scale(float(loss))
 
 
 def _snapshot(model: MultKAN) -> dict[str, torch.Tensor]:

@@ -2,7 +2,7 @@
 
 In: formula text (or an ``Expr``, or a SymPy expression). Out: a raw ``Expr`` that keeps the
 sugar of the text (``a - b`` is ``ADD(a, NEG(b))``, ``a / b`` is ``MUL(a, RECIP(b))``).
-Stage: parse. The syntax lives in ``grammar/formula.lark``; this module only builds nodes.
+Stage: parser. The syntax lives in ``grammar/formula.lark``; this module only builds nodes.
 
 >>> from kanpiler import parse
 >>> parse("2*sin(x) - y/3")
@@ -28,8 +28,9 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from . import library
-from .errors import FormulaSyntaxError, KanpilerError, UnknownFunctionError
-from .ir import Expr, Op, const, named
+from .errors import ConfigError, FormulaSyntaxError, KanpilerError, UnknownFunctionError
+from .ir import Expr, Op, const, is_name, named
+from .reader import from_sympy
 
 #: formulas whose tree is deeper than this are refused (every stage then stays far from
 #: Python's recursion limit, SymPy's included)
@@ -196,7 +197,8 @@ def parse(text: Any, variables: Iterable[str] | str | None = None) -> Expr:
         )
     token = _DECLARED.set(declared)
     try:
-        return _parser().parse(text)
+        tree: Any = _parser().parse(text)  # the transformer runs while parsing: an Expr
+        return tree
     except _Refused as err:
         raise err.cls(err.reason, text, err.token.line, err.token.column, err.hint) from None
     except UnexpectedInput as err:
@@ -207,32 +209,15 @@ def parse(text: Any, variables: Iterable[str] | str | None = None) -> Expr:
 
 def _parse_object(obj: Any) -> Expr:
     if type(obj).__module__.startswith("sympy"):
-        from .printing import from_sympy
-
         return from_sympy(obj)
     if isinstance(obj, bool) or not isinstance(obj, numbers.Real):
-        raise KanpilerError(
+        raise ConfigError(
             f"cannot parse a {type(obj).__name__}; give formula text, an Expr or a SymPy expression"
         )
     if isinstance(obj, (Fraction, int)):
         return const(obj)
     # numpy scalars: np.int64 is Integral, np.float64 a float subclass; store plain numbers
     return const(int(obj) if isinstance(obj, numbers.Integral) else float(obj))
-
-
-@lru_cache(maxsize=256)
-def is_name(name: str) -> bool:
-    """Whether ``name`` is a valid variable name of the formula language."""
-    if not isinstance(name, str) or name != name.strip() or not name:
-        return False
-    token = _DECLARED.set(frozenset())
-    try:
-        node = _parser().parse(name)
-    except (UnexpectedInput, _Refused):
-        return False
-    finally:
-        _DECLARED.reset(token)
-    return node.op is Op.VAR or (node.op is Op.NAMED and name in library.CONSTANTS)
 
 
 def _declared(variables: Iterable[str] | str | None) -> frozenset[str]:
@@ -275,7 +260,7 @@ def _position(text: str, offset: int) -> tuple[int, int]:
 
 def _syntax_error(err: UnexpectedInput, text: str) -> FormulaSyntaxError:
     if isinstance(err, UnexpectedCharacters):
-        char = text[err.pos_in_stream]
+        char = text[err.pos_in_stream or 0]
         return FormulaSyntaxError(
             f"unexpected character {char!r}", text, err.line, err.column, _CHARACTER_HINTS.get(char)
         )

@@ -1,8 +1,9 @@
-"""Formulas from networks: the extracted graph read as SymPy expressions.
+"""Extraction of formulas: a network's graph read as SymPy expressions.
 
 In: a ``MultKAN`` (or its :func:`~kanpiler.convert.to_graph` graph) whose active edges are
-symbolic. Out: one SymPy expression per output, in plain ``sympy.Symbol``s named after
-``model.variables``, constants snapped and simplified under a time bound. Stage: convert.
+symbolic. Out: :func:`formula`, one SymPy expression per output (a list), in plain
+``sympy.Symbol``s named after ``model.variables``, constants snapped and simplified under a
+time bound. Stage: convert (``kanpiler.formula(model)`` is this function).
 
 >>> import kanpiler
 >>> from kanpiler.runtime import MultKAN
@@ -10,7 +11,7 @@ symbolic. Out: one SymPy expression per output, in plain ``sympy.Symbol``s named
 >>> m.set_symbolic(0, 0, 0, "exp", 1.0, 0.0, 1.0, 0.0)
 >>> m.set_symbolic(0, 1, 1, "sin", 3.1415927, 0.0, 1.0, 0.0)
 >>> m.set_symbolic(1, 0, 0, "x", 1.0, 0.0, 0.5, 0.0)
->>> model_to_sympy(m)
+>>> formula(m)
 [exp(x)*sin(pi*y)/2]
 """
 
@@ -26,10 +27,11 @@ import torch
 
 from .. import library
 from ..errors import KanpilerError
+from ..runtime import MultKAN
 from .constants import snap_constants
 from .graph import output_nodes, to_graph
 
-__all__ = ["model_to_sympy", "graph_to_sympy", "bounded_simplify"]
+__all__ = ["formula", "graph_to_sympy", "bounded_simplify"]
 
 
 def _num(v: float) -> sympy.Expr:
@@ -124,8 +126,8 @@ def bounded_simplify(expr: sympy.Expr, timeout: float = 5.0) -> sympy.Expr:
     return out if sympy.count_ops(out) <= sympy.count_ops(expr) else expr
 
 
-def model_to_sympy(
-    model: Any,
+def formula(
+    model: MultKAN | nx.DiGraph,
     *,
     simplify: bool = True,
     snap: bool = True,
@@ -144,11 +146,13 @@ def model_to_sympy(
     :func:`to_graph` (then the float32 tolerance applies unless ``rtol`` is given). Floats
     with ``|v| <= atol`` become 0 (off by default: a compiled model's constants are exact).
 
-    ``kanpiler.to_sympy(model)`` returns this list's only element for a one-output model.
+    ``kanpiler.formula(model)`` is this function; ``kanpiler.to_sympy`` takes expressions and
+    text only and points here for a model.
     """
     graph = model if isinstance(model, nx.DiGraph) else to_graph(model)
     if rtol is None:
-        rtol = 1e-9 if getattr(model, "dtype", None) == torch.float64 else 1e-6
+        exact = isinstance(model, MultKAN) and model.dtype == torch.float64
+        rtol = 1e-9 if exact else 1e-6
     out = []
     for expr in graph_to_sympy(graph):
         if snap:

@@ -1,9 +1,10 @@
-"""The function library: ONE table of the univariate (and a few two-argument) functions.
+"""The table: ONE list of the named functions of the formula language, and lookups.
 
 In: a name (``"sin"``, an alias such as ``"arcsin"``, or a power name such as ``"x^2"``).
-Out: a frozen :class:`Function` record with its SymPy constructor, exact and singularity-safe
-torch callables, domain, label and complexity. Parser, compiler, runtime, symbolic fitting and
-printers all read this table; nothing else in kanpiler spells out what a function is.
+Out: its :class:`Function` record; the named constants. Stage: library.
+
+>>> get("arcsin").name, get("x^2").power, CONSTANTS["pi"] > 3
+('asin', 2.0, True)
 """
 
 from __future__ import annotations
@@ -11,225 +12,26 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from fractions import Fraction
-from functools import lru_cache
 from typing import Any
 
-from .errors import KanpilerError
-
-
-def _torch() -> Any:
-    import torch
-
-    return torch
-
-
-def _sympy() -> Any:
-    import sympy
-
-    return sympy
-
-
-def _tiny(x: Any) -> float:
-    """A threshold far below any value a user meets, yet keeping 1/x and log(x) finite."""
-    return math.sqrt(_torch().finfo(x.dtype).tiny) if x.is_floating_point() else 1e-150
-
-
-def _big(x: Any) -> float:
-    """Largest argument of exp that stays finite in x's dtype."""
-    return math.log(_torch().finfo(x.dtype).max) if x.is_floating_point() else 700.0
-
-
-@dataclass(frozen=True)
-class Function:
-    """One library function ``f``.
-
-    ``sympy_fn(*args)`` builds the SymPy expression; ``torch_fn(*tensors)`` computes the exact
-    value; ``safe_fn`` agrees with ``torch_fn`` wherever the function is real and finite (up to
-    thresholds far below float precision) and never returns NaN/inf, so training stays finite.
-    ``in_domain(x)`` is a boolean mask of where ``f`` is real-valued and finite.
-    """
-
-    name: str
-    sympy_fn: Callable[..., Any] = field(repr=False, compare=False)
-    torch_fn: Callable[..., Any] = field(repr=False, compare=False)
-    safe_fn: Callable[..., Any] = field(repr=False, compare=False)
-    in_domain: Callable[[Any], Any] = field(repr=False, compare=False)
-    domain_text: str = "all reals"
-    arity: int = 1
-    aliases: tuple[str, ...] = ()
-    label: str = ""
-    latex: str = ""
-    complexity: int = 2
-    #: exponent when this is the power function x**p (``None`` otherwise)
-    power: float | None = None
-    #: whether it may appear in the default symbolic-fitting library
-    fit: bool = True
-
-    def __call__(self, *xs: Any) -> Any:
-        return self.torch_fn(*xs)
-
-    def to_sympy(self, *args: Any) -> Any:
-        return self.sympy_fn(*args)
-
-    @property
-    def display(self) -> str:
-        return self.label or self.name
-
-
-def _all_real(x: Any) -> Any:
-    return _torch().isfinite(x)
-
-
-def _between(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False) -> Callable:
-    def mask(x: Any) -> Any:
-        left = x > lo if lo_open else x >= lo
-        right = x < hi if hi_open else x <= hi
-        return left & right & _torch().isfinite(x)
-
-    return mask
-
-
-def _nonzero(x: Any) -> Any:
-    return (x != 0) & _torch().isfinite(x)
-
-
-# ---- singularity-safe torch variants -------------------------------------------------------
-
-
-def _safe_recip_arg(x: Any) -> Any:
-    """x moved away from 0 by a tiny threshold (keeps its sign; 0 goes to +tiny)."""
-    t = _torch()
-    tiny = _tiny(x)
-    sign = t.where(x < 0, -t.ones_like(x), t.ones_like(x))
-    return t.where(x.abs() < tiny, sign * tiny, x)
-
-
-def _safe_log(x: Any) -> Any:
-    t = _torch()
-    return t.log(t.clamp(x, min=_tiny(x)))
-
-
-def _safe_sqrt(x: Any) -> Any:
-    t = _torch()
-    return t.sqrt(t.clamp(x, min=_tiny(x)))
-
-
-def _safe_exp(x: Any) -> Any:
-    t = _torch()
-    return t.exp(t.clamp(x, max=_big(x)))
-
-
-def _safe_tan(x: Any) -> Any:
-    t = _torch()
-    return t.sin(x) / _safe_recip_arg(t.cos(x))
-
-
-def _unit_clamp(x: Any, open_: bool = False) -> Any:
-    t = _torch()
-    eps = t.finfo(x.dtype).eps if (open_ and x.is_floating_point()) else 0.0
-    return t.clamp(x, -1 + eps, 1 - eps)
-
-
-def _safe_cosh(x: Any) -> Any:
-    t = _torch()
-    b = _big(x)
-    return t.cosh(t.clamp(x, -b, b))
-
-
-def _safe_sinh(x: Any) -> Any:
-    t = _torch()
-    b = _big(x)
-    return t.sinh(t.clamp(x, -b, b))
-
-
-# ---- power functions x**p -------------------------------------------------------------------
-
-
-def _is_int(p: float) -> bool:
-    return float(p).is_integer()
-
-
-def power_name(p: float) -> str:
-    """Canonical name of x**p: ``x^2``, ``x^-1``, ``x^1.5``."""
-    p = float(p)
-    if p == 1.0:
-        return "x"
-    if _is_int(p):
-        return f"x^{int(p)}"
-    return f"x^{p!r}"
-
-
-def _sympy_exponent(p: float) -> Any:
-    """Exact SymPy exponent: Integer, a small-denominator Rational that equals p, else Float."""
-    s = _sympy()
-    if _is_int(p):
-        return s.Integer(int(p))
-    fr = Fraction(p).limit_denominator(1000)
-    if abs(float(fr) - p) <= 4 * math.ulp(p):
-        return s.Rational(fr.numerator, fr.denominator)
-    return s.Float(p)
-
-
-def _int_power(x: Any, n: int) -> Any:
-    # pow with an integer exponent is exact for negative bases too
-    return x**n if n >= 0 else 1.0 / (x ** (-n))
-
-
-def _make_power(p: float) -> Function:
-    p = float(p)
-    if not math.isfinite(p):
-        raise KanpilerError(f"power exponent must be finite, got {p}")
-    if _is_int(p):
-        n = int(p)
-
-        def exact(x: Any) -> Any:
-            return _int_power(x, n)
-
-        def safe(x: Any) -> Any:
-            return _int_power(x if n >= 0 else _safe_recip_arg(x), n)
-
-        in_domain = _all_real if n >= 0 else _nonzero
-        domain_text = "all reals" if n >= 0 else "x != 0"
-    else:
-
-        def exact(x: Any) -> Any:
-            return _torch().pow(x, p)
-
-        def safe(x: Any) -> Any:
-            t = _torch()
-            lo = _tiny(x) if p < 1 else 0.0
-            return t.pow(t.clamp(x, min=lo), p)
-
-        in_domain = _between(0.0, math.inf, lo_open=p < 0)
-        domain_text = "x > 0" if p < 0 else "x >= 0"
-    name = power_name(p)
-    label = "x" if p == 1 else name
-    complexity = 1 if p == 1 else (2 if _is_int(p) and abs(p) <= 3 else 3)
-    exp_s = str(int(p)) if _is_int(p) else repr(p)
-    return Function(
-        name=name,
-        sympy_fn=lambda x: _sympy().Pow(x, _sympy_exponent(p)),
-        torch_fn=exact,
-        safe_fn=safe,
-        in_domain=in_domain,
-        domain_text=domain_text,
-        label=label,
-        latex=("{x}" if p == 1 else "{x}^{" + exp_s + "}"),
-        complexity=complexity,
-        power=p,
-        fit=p in (1.0, 2.0, 3.0, 4.0, -1.0, -2.0, 0.5, -0.5, 1.5),
-    )
-
-
-@lru_cache(maxsize=4096)
-def power(p: float) -> Function:
-    """The library record of x**p for any finite real p (cached)."""
-    return _make_power(float(p))
-
-
-# ---- the table ------------------------------------------------------------------------------
+from ..errors import KanpilerError
+from .powers import power
+from .record import Function
+from .safe import (
+    _all_real,
+    _between,
+    _safe_cosh,
+    _safe_exp,
+    _safe_log,
+    _safe_recip_arg,
+    _safe_sinh,
+    _safe_sqrt,
+    _safe_tan,
+    _sympy,
+    _tiny,
+    _torch,
+    _unit_clamp,
+)
 
 
 def _entry(
@@ -244,6 +46,7 @@ def _entry(
     latex: str = "",
     fit: bool = True,
     arity: int = 1,
+    **facts: Any,
 ) -> Function:
     return Function(
         name=name,
@@ -258,11 +61,49 @@ def _entry(
         latex=latex or ("\\" + name + "\\left({x}\\right)"),
         complexity=complexity,
         fit=fit,
+        sympy_class=facts.pop("sympy_class", getattr(sym, "sympy_class", "")),
+        **facts,
     )
 
 
+# ---- affine-canonical rules (see kanpiler.convert.canonical) --------------------------------
+
+
+def _shift_to_scale(a: float, b: float, c: float, d: float) -> tuple[float, float, float, float]:
+    """exp(a*x + b) = e**b * exp(a*x)."""
+    return (a, 0.0, c * math.exp(b), d) if abs(b) < 700 else (a, b, c, d)
+
+
+def _log_rule(base: float) -> Callable[..., tuple[float, float, float, float]]:
+    def rule(a: float, b: float, c: float, d: float) -> tuple[float, float, float, float]:
+        if a == 0.0:
+            return (a, b, c, d)
+        # log(a*x+b) = log|a| + log(sign(a)*(x + b/a))
+        return (math.copysign(1.0, a), b / abs(a), c, d + c * math.log(abs(a)) / math.log(base))
+
+    return rule
+
+
+def _scale_out(sign_only: bool) -> Callable[..., tuple[float, float, float, float]]:
+    def rule(a: float, b: float, c: float, d: float) -> tuple[float, float, float, float]:
+        if a == 0.0:
+            return (a, b, c, d)
+        # |a*x+b| = |a|*|x+b/a| ; sign(a*x+b) = sign(a)*sign(x+b/a)
+        return (1.0, b / a, c * (math.copysign(1.0, a) if sign_only else abs(a)), d)
+
+    return rule
+
+
+def _sign_exact(v: Any) -> int:
+    return (v > 0) - (v < 0)
+
+
 def _s(attr: str) -> Callable[..., Any]:
-    return lambda *a: getattr(_sympy(), attr)(*a)
+    def build(*a: Any) -> Any:
+        return getattr(_sympy(), attr)(*a)
+
+    build.sympy_class = attr  # type: ignore[attr-defined]
+    return build
 
 
 def _t(attr: str) -> Callable[..., Any]:
@@ -275,8 +116,8 @@ def _sigmoid_sym(x: Any) -> Any:
 
 
 _ENTRIES: tuple[Function, ...] = (
-    _entry("sin", _s("sin"), _t("sin")),
-    _entry("cos", _s("cos"), _t("cos")),
+    _entry("sin", _s("sin"), _t("sin"), parity="odd", period=2 * math.pi, inverse="asin"),
+    _entry("cos", _s("cos"), _t("cos"), parity="even", period=2 * math.pi, inverse="acos"),
     _entry(
         "tan",
         _s("tan"),
@@ -285,6 +126,8 @@ _ENTRIES: tuple[Function, ...] = (
         in_domain=lambda x: _torch().isfinite(x) & (_torch().cos(x) != 0),
         domain_text="cos(x) != 0",
         complexity=3,
+        parity="odd",
+        inverse="atan",
     ),
     _entry(
         "asin",
@@ -296,6 +139,8 @@ _ENTRIES: tuple[Function, ...] = (
         aliases=("arcsin",),
         complexity=3,
         latex="\\operatorname{asin}\\left({x}\\right)",
+        parity="odd",
+        inverse="sin",
     ),
     _entry(
         "acos",
@@ -307,6 +152,7 @@ _ENTRIES: tuple[Function, ...] = (
         aliases=("arccos",),
         complexity=3,
         latex="\\operatorname{acos}\\left({x}\\right)",
+        inverse="cos",
     ),
     _entry(
         "atan",
@@ -315,6 +161,8 @@ _ENTRIES: tuple[Function, ...] = (
         aliases=("arctan",),
         complexity=3,
         latex="\\operatorname{atan}\\left({x}\\right)",
+        parity="odd",
+        inverse="tan",
     ),
     _entry(
         "cot",
@@ -325,6 +173,7 @@ _ENTRIES: tuple[Function, ...] = (
         domain_text="sin(x) != 0",
         complexity=3,
         fit=False,
+        parity="odd",
     ),
     _entry(
         "sec",
@@ -335,6 +184,7 @@ _ENTRIES: tuple[Function, ...] = (
         domain_text="cos(x) != 0",
         complexity=3,
         fit=False,
+        parity="even",
     ),
     _entry(
         "csc",
@@ -345,10 +195,13 @@ _ENTRIES: tuple[Function, ...] = (
         domain_text="sin(x) != 0",
         complexity=3,
         fit=False,
+        parity="odd",
     ),
-    _entry("sinh", _s("sinh"), _t("sinh"), _safe_sinh, complexity=3),
-    _entry("cosh", _s("cosh"), _t("cosh"), _safe_cosh, complexity=3),
-    _entry("tanh", _s("tanh"), _t("tanh"), complexity=3),
+    _entry("sinh", _s("sinh"), _t("sinh"), _safe_sinh, complexity=3, parity="odd", inverse="asinh"),
+    _entry(
+        "cosh", _s("cosh"), _t("cosh"), _safe_cosh, complexity=3, parity="even", inverse="acosh"
+    ),
+    _entry("tanh", _s("tanh"), _t("tanh"), complexity=3, parity="odd", inverse="atanh"),
     _entry(
         "asinh",
         _s("asinh"),
@@ -356,6 +209,8 @@ _ENTRIES: tuple[Function, ...] = (
         aliases=("arcsinh",),
         complexity=3,
         latex="\\operatorname{asinh}\\left({x}\\right)",
+        parity="odd",
+        inverse="sinh",
     ),
     _entry(
         "acosh",
@@ -367,6 +222,7 @@ _ENTRIES: tuple[Function, ...] = (
         aliases=("arccosh",),
         complexity=3,
         latex="\\operatorname{acosh}\\left({x}\\right)",
+        inverse="cosh",
     ),
     _entry(
         "atanh",
@@ -378,8 +234,19 @@ _ENTRIES: tuple[Function, ...] = (
         aliases=("arctanh",),
         complexity=3,
         latex="\\operatorname{atanh}\\left({x}\\right)",
+        parity="odd",
+        inverse="tanh",
     ),
-    _entry("exp", _s("exp"), _t("exp"), _safe_exp, latex="e^{{x}}"),
+    _entry(
+        "exp",
+        _s("exp"),
+        _t("exp"),
+        _safe_exp,
+        latex="e^{{x}}",
+        power_scales_argument=True,
+        affine=_shift_to_scale,
+        inverse="log",
+    ),
     _entry(
         "log",
         _s("log"),
@@ -388,6 +255,8 @@ _ENTRIES: tuple[Function, ...] = (
         in_domain=_between(0, math.inf, lo_open=True),
         domain_text="x > 0",
         aliases=("ln",),
+        affine=_log_rule(math.e),
+        inverse="exp",
     ),
     _entry(
         "log10",
@@ -398,6 +267,7 @@ _ENTRIES: tuple[Function, ...] = (
         domain_text="x > 0",
         complexity=3,
         latex="\\log_{10}\\left({x}\\right)",
+        affine=_log_rule(10.0),
     ),
     _entry(
         "log2",
@@ -409,6 +279,7 @@ _ENTRIES: tuple[Function, ...] = (
         complexity=3,
         fit=False,
         latex="\\log_{2}\\left({x}\\right)",
+        affine=_log_rule(2.0),
     ),
     _entry(
         "sqrt",
@@ -418,6 +289,9 @@ _ENTRIES: tuple[Function, ...] = (
         in_domain=_between(0, math.inf),
         domain_text="x >= 0",
         latex="\\sqrt{{x}}",
+        power_form=0.5,
+        sympy_class="",
+        inverse="x^2",
     ),
     _entry(
         "cbrt",
@@ -429,6 +303,9 @@ _ENTRIES: tuple[Function, ...] = (
         complexity=3,
         fit=False,
         latex="\\sqrt[3]{{x}}",
+        power_form=1.0 / 3.0,
+        sympy_class="",
+        inverse="x^3",
     ),
     _entry(
         "square",
@@ -436,8 +313,19 @@ _ENTRIES: tuple[Function, ...] = (
         lambda x: x * x,
         fit=False,
         latex="{x}^{2}",
+        parity="even",
+        power_form=2.0,
+        exact_value=lambda v: v * v,
     ),
-    _entry("abs", _s("Abs"), _t("abs"), latex="\\left|{x}\\right|"),
+    _entry(
+        "abs",
+        _s("Abs"),
+        _t("abs"),
+        latex="\\left|{x}\\right|",
+        parity="even",
+        exact_value=abs,
+        affine=_scale_out(sign_only=False),
+    ),
     _entry(
         "sign",
         _s("sign"),
@@ -445,6 +333,9 @@ _ENTRIES: tuple[Function, ...] = (
         aliases=("sgn",),
         complexity=3,
         latex="\\operatorname{sign}\\left({x}\\right)",
+        parity="odd",
+        exact_value=_sign_exact,
+        affine=_scale_out(sign_only=True),
     ),
     _entry(
         "sigmoid",
@@ -460,6 +351,7 @@ _ENTRIES: tuple[Function, ...] = (
         lambda x: _torch().special.erf(x),
         complexity=3,
         latex="\\operatorname{erf}\\left({x}\\right)",
+        parity="odd",
     ),
     _entry(
         "gaussian",
@@ -467,6 +359,7 @@ _ENTRIES: tuple[Function, ...] = (
         lambda x: _torch().exp(-(x * x)),
         complexity=3,
         latex="e^{-{x}^{2}}",
+        parity="even",
     ),
     _entry(
         "min",
@@ -490,8 +383,11 @@ _ENTRIES: tuple[Function, ...] = (
 FUNCTIONS: dict[str, Function] = {f.name: f for f in _ENTRIES}
 #: alias -> canonical name
 ALIASES: dict[str, str] = {a: f.name for f in _ENTRIES for a in f.aliases}
-#: named constants of the language (a declared variable of the same name always wins)
+#: named constants of the language, the one table (a declared variable of the same name always
+#: wins); ``E`` is spelled ``e`` in the IR
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "E": math.e}
+#: spellings of a named constant -> its IR name
+CONSTANT_NAMES: dict[str, str] = {"pi": "pi", "e": "e", "E": "e"}
 
 IDENTITY = power(1.0)
 
@@ -538,30 +434,22 @@ def fit_library() -> list[Function]:
 
 
 def sympy_inverse() -> dict[Any, Function]:
-    """SymPy function class -> library record, for reading SymPy expressions back."""
+    """SymPy function class -> library record (from each record's ``sympy_class``), for
+    reading SymPy expressions back."""
     s = _sympy()
-    table = {
-        s.sin: "sin",
-        s.cos: "cos",
-        s.tan: "tan",
-        s.cot: "cot",
-        s.sec: "sec",
-        s.csc: "csc",
-        s.asin: "asin",
-        s.acos: "acos",
-        s.atan: "atan",
-        s.sinh: "sinh",
-        s.cosh: "cosh",
-        s.tanh: "tanh",
-        s.asinh: "asinh",
-        s.acosh: "acosh",
-        s.atanh: "atanh",
-        s.exp: "exp",
-        s.log: "log",
-        s.Abs: "abs",
-        s.sign: "sign",
-        s.erf: "erf",
-        s.Min: "min",
-        s.Max: "max",
-    }
-    return {cls: FUNCTIONS[n] for cls, n in table.items()}
+    return {getattr(s, f.sympy_class): f for f in _ENTRIES if f.sympy_class}
+
+
+__all__ = [
+    "FUNCTIONS",
+    "ALIASES",
+    "CONSTANTS",
+    "CONSTANT_NAMES",
+    "IDENTITY",
+    "names",
+    "all_names",
+    "canonical",
+    "get",
+    "fit_library",
+    "sympy_inverse",
+]

@@ -1,8 +1,7 @@
-"""The network under construction: interned sum and mult nodes, placed into a ``Layout``.
+"""Lowering, the layer half: interned sum and mult nodes, placed into a ``Layout``.
 
-In: terms ``c*fn(a*src + b)`` grouped into subnodes, from the lowering. Out: interned nodes with
-their level, then a ``Layout`` with every output on the last layer. Stage: lower (the half that
-knows about layers; ``lower.py`` is the half that knows about expressions).
+In: terms ``c*fn(a*src + b)`` grouped into subnodes, from ``expressions``. Out: interned nodes
+with their level, then a ``Layout`` with every output on the last layer. Stage: lowering.
 
 One edge per (source, subnode): two different terms from one source are lifted into their own
 node first. A source more than one layer below its consumer is carried up by one shared chain
@@ -11,19 +10,39 @@ of identity nodes (memoised per value and layer).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import count
-from typing import Any
+from typing import Any, NamedTuple
 
-from . import library
-from .layout import INPUT, MULT, SUM, Edge, Layout, Node
+from .. import library
+from ..layout import INPUT, MULT, SUM, Edge, Layout, Node
 
 ID = library.IDENTITY.name  # "x"
 
-# a term c*fn(a*src + b) is the tuple (src, fn, a, b, c); a subnode is (terms, constant)
-Term = tuple[Any, str, float, float, float]
-Sub = tuple[tuple[Term, ...], float]
-Handle = tuple[Any, float, float]  # (node or None, scale, offset)
+
+class Term(NamedTuple):
+    """One edge-to-be: ``c*fn(a*src + b)``."""
+
+    src: Any  # a NetNode
+    fn: str
+    a: float
+    b: float
+    c: float
+
+
+class Sub(NamedTuple):
+    """A subnode: the sum of its terms plus a constant."""
+
+    terms: tuple[Term, ...]
+    constant: float
+
+
+class Handle(NamedTuple):
+    """An expression as ``scale*node + offset`` (``node`` None: the constant ``offset``)."""
+
+    node: Any  # a NetNode or None
+    scale: float
+    offset: float
 
 
 class NetNode:
@@ -51,27 +70,43 @@ class Network:
         return NetNode(kind, subs, scale, bias, level, next(self.uid))
 
     # -- node construction -------------------------------------------------------------------
-    def intern(self, kind: str, subs: tuple, scale=1.0, bias=0.0, tag=None, level=None) -> NetNode:
+    def intern(
+        self,
+        kind: str,
+        subs: tuple[Sub, ...],
+        scale: float = 1.0,
+        bias: float = 0.0,
+        tag: Any = None,
+        level: int | None = None,
+    ) -> NetNode:
         key = (kind, subs, scale, bias, tag)
         node = self.interned.get(key)
         if node is None:
             if level is None:
-                level = 1 + max(t[0].level for ts, _ in subs for t in ts)
+                level = 1 + max(t.src.level for ts, _ in subs for t in ts)
             node = self.interned[key] = self._new(kind, subs, scale, bias, level)
         return node
 
     def carry(self, node: NetNode, level: int) -> NetNode:
         """``node``'s value at node layer ``level`` (a shared chain of identity nodes)."""
         while node.level < level:
-            node = self.intern(SUM, ((((node, ID, 1.0, 0.0, 1.0),), 0.0),))
+            node = self.intern(SUM, (Sub((Term(node, ID, 1.0, 0.0, 1.0),), 0.0),))
         return node
 
-    def node_from(self, subs: list[Sub], kind: str = SUM, scale=1.0, bias=0.0, tag=None) -> NetNode:
+    def node_from(
+        self,
+        subs: list[Sub],
+        kind: str = SUM,
+        scale: float = 1.0,
+        bias: float = 0.0,
+        tag: Any = None,
+    ) -> NetNode:
         """A node whose subnodes hold ``subs``: collisions lifted, low sources carried up."""
-        resolved = [(self.resolve(ts), d) for ts, d in subs]
-        level = 1 + max((t[0].level for ts, _ in resolved for t in ts), default=0)
+        resolved = [Sub(self.resolve(ts), d) for ts, d in subs]
+        level = 1 + max((t.src.level for ts, _ in resolved for t in ts), default=0)
         final = tuple(
-            (tuple((self.carry(t[0], level - 1), *t[1:]) for t in ts), d) for ts, d in resolved
+            Sub(tuple(t._replace(src=self.carry(t.src, level - 1)) for t in ts), d)
+            for ts, d in resolved
         )
         return self.intern(kind, final, scale, bias, tag, level)
 
@@ -80,21 +115,21 @@ class Network:
         while True:
             groups: dict[NetNode, list[Term]] = {}
             for t in terms:
-                groups.setdefault(t[0], []).append(t)
+                groups.setdefault(t.src, []).append(t)
             if len(groups) == len(terms):
                 return terms
             out: list[Term] = []
-            for src, group in groups.items():
-                keep = next((t for t in group if t[1] == ID), group[0])
+            for group in groups.values():
+                keep = next((t for t in group if t.fn == ID), group[0])
                 out.append(keep)
                 for t in group:
                     if t is not keep:
-                        lifted = self.intern(SUM, ((((src, t[1], t[2], t[3], 1.0),), 0.0),))
-                        out.append((lifted, ID, 1.0, 0.0, t[4]))
+                        lifted = self.intern(SUM, (Sub((t._replace(c=1.0),), 0.0),))
+                        out.append(Term(lifted, ID, 1.0, 0.0, t.c))
             terms, _ = normalise(out)
 
 
-def normalise(terms) -> tuple[tuple[Term, ...], float]:
+def normalise(terms: Iterable[Term]) -> tuple[tuple[Term, ...], float]:
     """Merge equal terms (summing c), write identities as ``c*x``, drop zero terms."""
     merged: dict[tuple, float] = {}
     extra = 0.0
@@ -103,11 +138,13 @@ def normalise(terms) -> tuple[tuple[Term, ...], float]:
             c, extra, a, b = c * a, extra + c * b, 1.0, 0.0
         key = (src, fn, a, b)
         merged[key] = merged.get(key, 0.0) + c
-    return tuple((s, f, a, b, c) for (s, f, a, b), c in merged.items() if c != 0.0), extra
+    kept = tuple(Term(s, f, a, b, c) for (s, f, a, b), c in merged.items() if c != 0.0)
+    return kept, extra
 
 
 def scaled(sub: Sub, k: float) -> Sub:
-    return (tuple((s, f, a, b, c * k) for s, f, a, b, c in sub[0]), sub[1] * k)
+    """``k`` times a subnode."""
+    return Sub(tuple(t._replace(c=t.c * k) for t in sub.terms), sub.constant * k)
 
 
 def _label(node: NetNode) -> str:
@@ -130,13 +167,13 @@ def output_nodes(net: Network, handles: list[Handle]) -> list[NetNode]:
     for idx, (n, s, t) in enumerate(handles):
         tag = ("output", idx)
         if n is None:
-            outs.append(net.intern(SUM, (((), t),), tag=tag, level=top))
+            outs.append(net.intern(SUM, (Sub((), t),), tag=tag, level=top))
         elif n.level < top:
             src = net.carry(n, top - 1)
-            outs.append(net.intern(SUM, ((((src, ID, 1.0, 0.0, s),), t),), tag=tag))
+            outs.append(net.intern(SUM, (Sub((Term(src, ID, 1.0, 0.0, s),), t),), tag=tag))
         elif n.kind == SUM:
             ts, d = scaled(n.subs[0], s)
-            outs.append(net.intern(SUM, ((ts, d + t),), tag=tag))
+            outs.append(net.intern(SUM, (Sub(ts, d + t),), tag=tag))
         else:
             outs.append(net.intern(MULT, n.subs, s * n.scale, s * n.bias + t, tag))
     # the runtime orders a layer's sum nodes before its mult nodes: a sum output after a mult
@@ -145,7 +182,7 @@ def output_nodes(net: Network, handles: list[Handle]) -> list[NetNode]:
     for i in range(first_mult, len(outs)):
         n = outs[i]
         if n.kind == SUM:
-            outs[i] = net.intern(MULT, (n.subs[0], ((), 1.0)), tag=("output", i), level=n.level)
+            outs[i] = net.intern(MULT, (n.subs[0], Sub((), 1.0)), tag=("output", i), level=n.level)
     return outs
 
 
@@ -159,7 +196,7 @@ def place(net: Network, outs: list[NetNode]) -> list[list[NetNode]]:
         node = stack.pop()
         for ts, _ in node.subs:
             for t in ts:
-                src = t[0]
+                src = t.src
                 if id(src) not in seen and src.kind != INPUT:
                     seen.add(id(src))
                     inner.append(src)
@@ -190,9 +227,7 @@ def to_layout(
             for ts, d in n.subs:
                 # a subnode's constant rides on its first edge (trainable with it)
                 for k, t in enumerate(ts):
-                    es.append(
-                        Edge(index[id(t[0])], j, t[1], t[2], t[3], t[4], d if k == 0 else 0.0)
-                    )
+                    es.append(Edge(index[id(t.src)], j, t.fn, t.a, t.b, t.c, d if k == 0 else 0.0))
                 bias.append(0.0 if ts else d)
                 j += 1
         edges.append(tuple(sorted(es, key=lambda e: (e.i, e.j))))

@@ -1,65 +1,22 @@
-"""The expression IR: one tiny, frozen, hash-consed node type.
+"""The IR node: one tiny, frozen, hash-consed type, its builders and rebuilding traversal.
 
-In: builders (``var``, ``const``, ``call``...) or operator overloads. Out: ``Expr`` nodes.
-Stage: shared by every stage — the parser produces it, passes rewrite it, the compiler lowers
-it and the converter produces it again.
-
-Nodes are interned: two structurally equal nodes are the same object, so ``==`` and ``hash``
-are O(1) and never recurse, however deep the tree. ``walk`` and ``transform`` are iterative,
-so passes written with them work on trees of any depth.
-
-Operations (``Op``):
-
-=========  ==========================  ===============================================
-op         ``args``                    ``arg``
-=========  ==========================  ===============================================
-CONST      ()                          ``int``, ``float`` or ``Fraction`` (finite)
-NAMED      ()                          ``"pi"`` or ``"e"`` (a named constant)
-VAR        ()                          the variable's name
-ADD        (a, b, ...) n-ary           None
-MUL        (a, b, ...) n-ary           None
-POW        (base, exponent)            None
-CALL       (x,) or (x, y)              canonical library name (``"sin"``, ``"max"``)
-NEG        (a,)                        None — sugar for ``-1*a``
-RECIP      (a,)                        None — sugar for ``a**-1`` (a divisor in a product)
-=========  ==========================  ===============================================
-
-The parser writes ``a - b`` as ``ADD(a, NEG(b))`` and ``a / b`` as ``MUL(a, RECIP(b))``; the
-``desugar`` pass removes NEG and RECIP, leaving CONST, NAMED, VAR, ADD, MUL, POW and CALL.
+In: builders (``var``, ``const``, ``call``...) or operator overloads. Out: interned ``Expr``
+nodes; ``str``/``repr`` use the IR's own text form (``ir.text``). Stage: ir.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import weakref
-from collections.abc import Callable, Iterable, Iterator
-from enum import Enum
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from typing import Any
 
-from .errors import KanpilerError
-
-Number = int | float | Fraction
-
-
-class Op(Enum):
-    CONST = "const"
-    NAMED = "named"
-    VAR = "var"
-    ADD = "add"
-    MUL = "mul"
-    POW = "pow"
-    CALL = "call"
-    NEG = "neg"
-    RECIP = "recip"
-
-    def __repr__(self) -> str:
-        return f"Op.{self.name}"
-
-
-LEAVES = frozenset({Op.CONST, Op.NAMED, Op.VAR})
-SUGAR = frozenset({Op.NEG, Op.RECIP})
-NAMED_CONSTANTS = {"pi": math.pi, "e": math.e}
+from .. import library
+from ..errors import KanpilerError
+from .ops import Number, Op, walk
+from .text import to_string
 
 
 class Expr:
@@ -72,6 +29,7 @@ class Expr:
     args: tuple[Expr, ...]
     arg: Any
     depth: int
+    _hash: int
 
     def __new__(cls, op: Op, args: tuple[Expr, ...] = (), arg: Any = None) -> Expr:
         args = tuple(args)
@@ -114,15 +72,11 @@ class Expr:
 
     def __repr__(self) -> str:
         try:
-            from .printing import to_string
-
             return f"Expr({to_string(self)!r})"
         except Exception:  # printing must never break repr
             return f"Expr({self.op.name}, depth={self.depth})"
 
     def __str__(self) -> str:
-        from .printing import to_string
-
         return to_string(self)
 
     # -- operator overloads (build raw, sugared trees like the parser does) --
@@ -173,7 +127,7 @@ class Expr:
         if self.op is Op.CONST:
             return float(self.arg)
         if self.op is Op.NAMED:
-            return NAMED_CONSTANTS[self.arg]
+            return library.CONSTANTS[self.arg]
         raise KanpilerError(f"{self.op.name} node has no constant value")
 
 
@@ -200,12 +154,11 @@ def const(value: Number) -> Expr:
 
 
 def named(name: str) -> Expr:
-    """A named constant: ``pi`` or ``e``."""
-    if name == "E":
-        name = "e"
-    if name not in NAMED_CONSTANTS:
+    """A named constant of ``library.CONSTANTS`` (``pi``, ``e``; ``E`` is stored as ``e``)."""
+    canon = library.CONSTANT_NAMES.get(name)
+    if canon is None:
         raise KanpilerError(f"unknown named constant {name!r}; known: pi, e")
-    return Expr(Op.NAMED, (), name)
+    return Expr(Op.NAMED, (), canon)
 
 
 def var(name: str) -> Expr:
@@ -215,8 +168,6 @@ def var(name: str) -> Expr:
 
 def call(name: str, *args: Any) -> Expr:
     """A library function call; ``name`` may be an alias (stored canonical)."""
-    from . import library
-
     canon = library.canonical(name)
     if canon is None:
         raise KanpilerError(f"unknown function {name!r}")
@@ -258,24 +209,6 @@ def as_expr(x: Any) -> Expr:
 # ---- traversal (iterative: safe at any depth) -----------------------------------------------
 
 
-def walk(root: Expr) -> Iterator[Expr]:
-    """Every distinct node once, children before parents (post-order), without recursion."""
-    seen: set[int] = set()
-    stack: list[tuple[Expr, bool]] = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if id(node) in seen:
-            continue
-        if expanded or not node.args:
-            seen.add(id(node))
-            yield node
-            continue
-        stack.append((node, True))
-        for child in reversed(node.args):
-            if id(child) not in seen:
-                stack.append((child, False))
-
-
 def transform(root: Expr, rule: Callable[[Expr, tuple[Expr, ...]], Expr]) -> Expr:
     """Rebuild ``root`` bottom-up: ``rule(node, new_args)`` returns the node's replacement.
 
@@ -313,15 +246,26 @@ def variables(root: Expr) -> list[str]:
     return list(out)
 
 
+#: a variable name of the formula language (the grammar's NAME token)
+NAME_PATTERN = re.compile(r"[^\W\d]\w*")
+
+
+def is_name(name: str) -> bool:
+    """Whether ``name`` is a valid variable name of the formula language.
+
+    >>> is_name("x_1"), is_name("1x"), is_name("a b")
+    (True, False, False)
+    """
+    return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None
+
+
 def count_nodes(root: Expr) -> int:
     """Number of distinct nodes (shared subtrees counted once)."""
     return sum(1 for _ in walk(root))
 
 
 __all__ = [
-    "Op",
     "Expr",
-    "Number",
     "const",
     "named",
     "var",
@@ -337,4 +281,6 @@ __all__ = [
     "rebuild",
     "variables",
     "count_nodes",
+    "is_name",
+    "NAME_PATTERN",
 ]
