@@ -33,7 +33,7 @@ STAGES: list[tuple[str, ...]] = [
     ("lowering",),
     ("numerics",),
     ("runtime",),
-    ("compiler", "convert"),
+    ("compiler", "convert", "physics"),
     ("views",),
     ("facade",),
     ("cli",),
@@ -57,6 +57,7 @@ MODULE_STAGE = {
     "kanpiler.runtime.": "runtime",
     "kanpiler.compiler": "compiler",
     "kanpiler.convert.": "convert",
+    "kanpiler.physics.": "physics",
     "kanpiler.views.": "views",
     "kanpiler.cli": "cli",
 }
