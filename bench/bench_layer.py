@@ -12,7 +12,13 @@ that requires grad: no KAN can be faster while materialising its basis. Memory: 
 bytes of the distinct tensors autograd saves for backward plus the output (what a training
 step must hold); on CUDA, ``torch.cuda.max_memory_allocated`` over the step.
 
-Run: ``OMP_NUM_THREADS=2 python bench/bench_layer.py [--device cuda] [--threads 2]``.
+``kanpiler`` is the default path (on CPU the native kernels of ``kanpiler.runtime.native``
+when a C compiler exists); ``kanpiler-torch`` is the same layer with them switched off
+(``KANPILER_NATIVE=0``): the pure torch path every machine has. ``--dtype float64`` runs every
+method (and the floor) in double precision.
+
+Run: ``OMP_NUM_THREADS=2 python bench/bench_layer.py [--device cuda] [--threads 2]
+[--dtype float64]``.
 pykan 0.2.8 and inkan are optional (``pip install --no-deps pykan==0.2.8 inkan``); a missing
 one prints "not installed".
 """
@@ -70,12 +76,17 @@ def saved_bytes(forward: Callable[[], torch.Tensor], device: str) -> int:
     return sum(seen.values())
 
 
+DTYPE = torch.float32
+
+
 def floor_step(batch: int, width: list[int], grid: int, device: str):
     """The dense-matmul floor of every layer of ``width`` (precomputed bases, with grads)."""
     mats = []
     for n_in, n_out in zip(width[:-1], width[1:]):
-        feats = torch.rand(batch, n_in * (grid + K + 1), device=device, requires_grad=True)
-        weight = torch.rand(n_in * (grid + K + 1), n_out, device=device, requires_grad=True)
+        feats = torch.rand(batch, n_in * (grid + K + 1), device=device, dtype=DTYPE)
+        weight = torch.rand(n_in * (grid + K + 1), n_out, device=device, dtype=DTYPE)
+        feats.requires_grad_()
+        weight.requires_grad_()
         mats.append((feats, weight))
 
     def forward() -> torch.Tensor:
@@ -85,11 +96,11 @@ def floor_step(batch: int, width: list[int], grid: int, device: str):
 
 
 def kanpiler_step(batch: int, width: list[int], grid: int, device: str):
+    x = (torch.rand(batch, width[0], device=device, dtype=DTYPE) * 2 - 1).requires_grad_()
     if len(width) == 2:
-        model = KANLayer(width[0], width[1], grid, K, device=device)
+        model = KANLayer(width[0], width[1], grid, K, device=device, dtype=DTYPE)
     else:
-        model = MultKAN(width, grid=grid, k=K, device=device)
-    x = (torch.rand(batch, width[0], device=device) * 2 - 1).requires_grad_()
+        model = MultKAN(width, grid=grid, k=K, device=device, dtype=DTYPE)
     return lambda: model(x)
 
 
@@ -97,25 +108,26 @@ def pykan_step(batch: int, width: list[int], grid: int, device: str):
     from kan import KAN
     from kan.KANLayer import KANLayer as PykanLayer
 
-    x = (torch.rand(batch, width[0], device=device) * 2 - 1).requires_grad_()
+    x = (torch.rand(batch, width[0], device=device, dtype=DTYPE) * 2 - 1).requires_grad_()
     if len(width) == 2:
-        layer = PykanLayer(width[0], width[1], num=grid, k=K, device=device)
+        layer = PykanLayer(width[0], width[1], num=grid, k=K, device=device).to(DTYPE)
         return lambda: layer(x)[0]
     with _in_tempdir():  # pykan may write ./model checkpoints; keep them out of the tree
         model = KAN(width=width, grid=grid, k=K, seed=0, auto_save=False, device=device)
         model.speed()
+    model = model.to(DTYPE)
     return lambda: model(x)
 
 
 def inkan_step(batch: int, width: list[int], grid: int, device: str):
     import inkan
 
-    x = (torch.rand(batch, width[0], device=device) * 2 - 1).requires_grad_()
+    x = (torch.rand(batch, width[0], device=device, dtype=DTYPE) * 2 - 1).requires_grad_()
     if len(width) == 2:
         model = inkan.KANLayer(width[0], width[1], grid_size=grid, spline_order=K)
     else:
         model = inkan.KANNetwork(width, grid_size=grid, spline_order=K)
-    model = model.to(device)
+    model = model.to(device=device, dtype=DTYPE)
     return lambda: model(x)
 
 
@@ -133,6 +145,7 @@ def _in_tempdir():
 METHODS = {
     "floor": floor_step,
     "kanpiler": kanpiler_step,
+    "kanpiler-torch": kanpiler_step,
     "pykan 0.2.8": pykan_step,
     "inkan": inkan_step,
 }
@@ -169,15 +182,30 @@ def measure_all(shape, device: str, warmup: int, repeats: int, methods: list[str
     return rows
 
 
-def machine(device: str, threads: int) -> str:
-    cpu = platform.processor() or platform.machine()
+def cpu_name() -> str:
+    """The CPU model as ``lscpu`` names it (``/proc/cpuinfo`` or the platform if it is absent)."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+        name = fields.get("Model name", "").strip()
+        flags = fields.get("Flags", "").split()
+        simd = next((f for f in ("avx512f", "avx2", "avx") if f in flags), "")
+        if name:
+            return f"{name} ({fields.get('Vendor ID', '').strip()}{', ' + simd if simd else ''})"
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
         for line in info:
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine(device: str, threads: int, dtype: str) -> str:
     gpu = f", GPU {torch.cuda.get_device_name()}" if device == "cuda" else ""
-    return f"{cpu}{gpu}; torch {torch.__version__}; {threads} thread(s); device {device}"
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return (
+        f"{cpu_name()}{gpu}, {os.cpu_count()} CPUs (load average {load}); torch "
+        f"{torch.__version__}; {threads} thread(s); {dtype}; device {device}"
+    )
 
 
 def run_method(name: str, args: argparse.Namespace) -> list[dict]:
@@ -185,8 +213,9 @@ def run_method(name: str, args: argparse.Namespace) -> list[dict]:
     left behind by one library (e.g. torch.compile's OpenMP pool) never slow another."""
     cmd = [sys.executable, __file__, "--worker", name, "--device", args.device]
     cmd += ["--threads", str(args.threads), "--warmup", str(args.warmup)]
-    cmd += ["--repeats", str(args.repeats)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    cmd += ["--repeats", str(args.repeats), "--dtype", args.dtype]
+    env = dict(os.environ, KANPILER_NATIVE="0") if name == "kanpiler-torch" else None
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return [{"method": name, "status": f"failed: {tail}"[:70]} for _ in SHAPES]
@@ -194,6 +223,8 @@ def run_method(name: str, args: argparse.Namespace) -> list[dict]:
 
 
 def worker(name: str, args: argparse.Namespace) -> None:
+    global DTYPE
+    DTYPE = getattr(torch, args.dtype)
     torch.set_num_threads(args.threads)
     results = []
     for shape in SHAPES:
@@ -212,6 +243,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -220,22 +252,22 @@ def main() -> None:
         return
     print(f"kanpiler bench_layer: forward+backward, median of {args.repeats} rounds;")
     print("each method runs in its own process, round-robin with a floor measured beside it")
-    print("machine:", machine(args.device, args.threads))
+    print("machine:", machine(args.device, args.threads, args.dtype))
     names = [n for n in args.methods.split(",") if n in METHODS]
     table = {name: run_method(name, args) for name in names if name != "floor"}
 
     for pos, shape in enumerate(SHAPES):
         print(f"\n{shape[0]}, batch {shape[1]}")
-        head = f"  {'method':<12} {'median ms':>10} {'x floor':>8} {'memory MB':>10} {'x floor':>8}"
+        head = f"  {'method':<15} {'median ms':>10} {'x floor':>8} {'memory MB':>10} {'x floor':>8}"
         print(head)
         for name, rows in table.items():
             row = rows[pos]
             if "seconds" not in row:
-                print(f"  {name:<12} {row.get('status', 'failed')}")
+                print(f"  {name:<15} {row.get('status', 'failed')}")
                 continue
             floor_ms = row["seconds"] / row["ratio"] * 1e3
             print(
-                f"  {name:<12} {row['seconds'] * 1e3:>10.2f} {row['ratio']:>8.2f} "
+                f"  {name:<15} {row['seconds'] * 1e3:>10.2f} {row['ratio']:>8.2f} "
                 f"{row['bytes'] / 2**20:>10.1f} {row['mem_ratio']:>8.2f}   (floor {floor_ms:.2f} ms)"
             )
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy.interpolate import BSpline
 
-from kanpiler.runtime import KANLayer
+from kanpiler.runtime import KANLayer, native
 from kanpiler.runtime import fused as layer_module
 from kanpiler.runtime.layer import interleave_weight, reference_forward
 
@@ -20,6 +20,13 @@ F64 = torch.float64
 def _inside(n: int, n_in: int, seed: int, dtype=F64) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.rand(n, n_in, generator=g, dtype=F64).mul(1.9).sub(0.95).to(dtype)
+
+
+@pytest.fixture(autouse=True)
+def _torch_path(monkeypatch):
+    """These tests check the torch fast path: the native kernels (tested in
+    ``test_runtime_native.py``) are switched off."""
+    monkeypatch.setattr(native, "kernels", lambda: None)
 
 
 @pytest.fixture

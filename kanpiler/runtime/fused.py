@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from . import native
 from .basis import Basis, BSplineBasis, cardinal_columns, clip_local, cubic_pieces
 
 __all__ = ["FusedSpline", "features", "interleave_weight", "reference_forward"]
@@ -87,8 +88,12 @@ class FusedSpline(torch.autograd.Function):
         ctx: Any, x: torch.Tensor, weight: torch.Tensor, basis: BSplineBasis
     ) -> torch.Tensor:
         n, n_in = x.shape
+        ctx.basis, ctx.native = basis, None
+        done = _native_forward(ctx, x, weight, basis)
+        if done is not None:
+            return done
         fast = _fast_position(x, basis)
-        ctx.basis, ctx.fast = basis, fast is not None
+        ctx.fast = fast is not None
         if fast is not None:  # the small (N, in) work first, while x is in cache
             flat_idx, u, inv_h = fast
             vals, state = _fast_values(u, basis.k)
@@ -114,7 +119,9 @@ class FusedSpline(torch.autograd.Function):
             return (*_reference_grads(ctx, grad, x, weight), None)
         gx = gw = None
         if ctx.needs_input_grad[0]:
-            if ctx.fast:
+            if ctx.native is not None:
+                gx = _native_grad_x(ctx, grad, x, weight, feats, *extra)
+            elif ctx.fast:
                 gx = _fast_grad_x(grad, x, weight, feats, *extra, k=ctx.basis.k)
             else:
                 idx, dvals = extra
@@ -122,6 +129,40 @@ class FusedSpline(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             gw = feats.t() @ grad
         return gx, gw, None
+
+
+def _native_forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, basis: BSplineBasis):
+    """The forward product with the native feature kernel (cubic uniform grid, CPU, float32 or
+    float64, every point inside the grid proper); ``None`` when it does not apply."""
+    if not (basis.k == 3 and basis.uniform and x.device.type == "cpu" and x.numel() > 0):
+        return None
+    if x.dtype not in (torch.float32, torch.float64) or basis.knots.dtype != x.dtype:
+        return None
+    kern = native.kernels()
+    if kern is None:
+        return None
+    n, n_in = x.shape
+    top = basis.n_basis
+    x = x.contiguous()
+    g0, inv_h = basis.spacing()
+    slack = 4 * torch.finfo(x.dtype).eps * top
+    below_top = float(torch.nextafter(x.new_tensor(float(top)), x.new_tensor(0.0)))
+    feats = scratch((n, n_in * (top + 1)), x)
+    silu = torch.nn.functional.silu(x)
+    if not kern.features(x, silu, g0, inv_h, feats, slack, below_top):
+        return None
+    ctx.native = (kern, below_top)
+    ctx.save_for_backward(x, weight, feats, g0, inv_h)
+    return feats @ weight
+
+
+def _native_grad_x(ctx, grad, x, weight, feats, g0, inv_h) -> torch.Tensor:
+    """``d out / dx`` with the native kernel: spline part from ``grad @ W^T``, plus silu'."""
+    kern, below_top = ctx.native
+    gfeat = torch.mm(grad, weight.t())
+    gx = torch.empty_like(x)
+    kern.grad_x(x, torch.sigmoid(x), g0, inv_h, gfeat, feats, gx, below_top)
+    return gx
 
 
 def window(mat: torch.Tensor, size: int) -> torch.Tensor:
