@@ -91,10 +91,13 @@ def test_rows_split_across_threads_give_the_same(monkeypatch) -> None:
     try:
         assert len(native._chunks(999, 8 * 9)) == 3
         split = _grads(layer, x)
+        monkeypatch.setattr(native, "ROW_WISE", 4)  # the row-wise variant, same values
+        rows = _grads(layer, x)
     finally:
         torch.set_num_threads(old)
-    for a, b in zip(one, split):
+    for a, b, c in zip(one, split, rows):
         assert torch.equal(a, b)
+        torch.testing.assert_close(a, c, atol=1e-13, rtol=0)
 
 
 @needs_cc

@@ -145,8 +145,7 @@ def _native_forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, basis: BSpl
     top = basis.n_basis
     x = x.contiguous()
     g0, inv_h = basis.spacing()
-    slack = 4 * torch.finfo(x.dtype).eps * top
-    below_top = float(torch.nextafter(x.new_tensor(float(top)), x.new_tensor(0.0)))
+    slack, below_top = _grid_ends(top, x.dtype)
     feats = scratch((n, n_in * (top + 1)), x)
     silu = torch.nn.functional.silu(x)
     if not kern.features(x, silu, g0, inv_h, feats, slack, below_top):
@@ -154,6 +153,14 @@ def _native_forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, basis: BSpl
     ctx.native = (kern, below_top)
     ctx.save_for_backward(x, weight, feats, g0, inv_h)
     return feats @ weight
+
+
+@lru_cache(maxsize=64)
+def _grid_ends(top: int, dtype: torch.dtype) -> tuple[float, float]:
+    """For ``n_basis = top``: how far (in intervals) a point may round outside the grid proper
+    and still be clamped in, and the largest position below ``top`` in ``dtype``."""
+    below = torch.nextafter(torch.tensor(float(top), dtype=dtype), torch.tensor(0.0, dtype=dtype))
+    return 4 * torch.finfo(dtype).eps * top, float(below)
 
 
 def _native_grad_x(ctx, grad, x, weight, feats, g0, inv_h) -> torch.Tensor:
