@@ -1,0 +1,76 @@
+"""A small data-parallel training run (helper of test_runtime_distributed.py, not a test).
+
+Run as ``python tests/ddp_worker.py OUT`` (one process, all data) or under
+``torchrun --nproc_per_node 2 tests/ddp_worker.py OUT`` (gloo; each rank trains on its shard).
+Rank 0 writes ``OUT`` (JSON): the loss per step and the final parameters and grids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+
+from kanpiler.numerics import make_lbfgs
+from kanpiler.runtime import MultKAN, distributed
+
+F64 = torch.float64
+
+
+def data(n: int = 240) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(n, 2, generator=g, dtype=F64) * 1.8 - 0.9
+    return x, torch.sin(2 * x[:, :1]) + x[:, 1:] ** 2
+
+
+def penalty(record) -> torch.Tensor:
+    """The regulariser's magnitude: std of each edge over the batch / std of its input."""
+    total = torch.zeros((), dtype=F64)
+    for acts, edges in zip(record.acts, record.spline_acts):
+        scale = distributed.batch_std(edges) / (distributed.batch_std(acts).unsqueeze(1) + 0.1)
+        total = total + scale.sum()
+    return total
+
+
+def train(steps: int = 4) -> dict:
+    torch.set_num_threads(1)
+    model = MultKAN([2, 3, 1], grid=5, k=3, seed=int(os.environ.get("RANK", 0)), dtype=F64)
+    distributed.broadcast_module(model)  # rank 0's initialisation everywhere
+    x, y = data()
+    xs, ys = distributed.shard(x, y)
+    model.update_grid(distributed.gather_rows(xs))  # the grid of all samples
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = make_lbfgs(params, history_size=10, max_iter=8)
+    losses = []
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        pred, record = model.run(xs, record=True)
+        loss = torch.mean((pred - ys) ** 2) + 1e-3 * penalty(record)
+        loss.backward()
+        return distributed.average_gradients(params, xs.shape[0], loss.detach())
+
+    for _ in range(steps):
+        losses.append(float(opt.step(closure)))
+    state = {k: v.flatten().tolist() for k, v in model.state_dict().items()}
+    return {"losses": losses, "state": state, "world": distributed.world_size()}
+
+
+def main() -> None:
+    if "RANK" in os.environ:
+        dist.init_process_group("gloo")
+    try:
+        result = train()
+        if distributed.is_main():
+            with open(sys.argv[1], "w") as f:
+                json.dump(result, f)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
