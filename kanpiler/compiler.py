@@ -35,9 +35,12 @@ def build_model(
     *,
     grid: int = 5,
     k: int = 3,
+    basis: Any = None,
 ) -> MultKAN:
     """A ``MultKAN`` with the layout's widths, arities, symbolic edges and affine
     parameters; numeric (spline) branches all off. Constants of the formula are trainable.
+    ``basis`` (a name or a basis instance such as ``Chebyshev(degree=8)``; default
+    B-splines of ``grid``, ``k``) is the basis of the learnable residual edges.
 
     >>> model = build_model(lower("exp(-x**2)"), torch.float64)
     >>> model(torch.tensor([[0.0]], dtype=torch.float64)).detach().item()
@@ -52,6 +55,7 @@ def build_model(
         device=device,
         variables=list(layout.variables),
         numeric=False,
+        basis=basis,
     )
     with torch.no_grad():
         for li, es in enumerate(layout.edges):
@@ -81,6 +85,7 @@ def compile(
     k: int = 3,
     check: bool = True,
     trace: bool = False,
+    basis: Any = None,
 ) -> MultKAN:
     """Compile formula(s) into a ``MultKAN`` that computes them exactly.
 
@@ -90,7 +95,9 @@ def compile(
     (``check_build``: same edges, functions and parameters); comparing values with the layout's
     float64 reference is the separate ``self_check``. ``trace`` keeps every stage in
     ``model.compile_trace``
-    (a list of ``(step, value)``). Raises a ``KanpilerError`` for what cannot compile exactly.
+    (a list of ``(step, value)``). ``basis`` picks the basis of the learnable residual edges
+    (default B-splines of ``grid``, ``k``; e.g. ``"chebyshev"`` or ``RBF(centers=8)``).
+    Raises a ``KanpilerError`` for what cannot compile exactly.
 
     >>> model = compile(["x*y", "sin(x) + 1"], dtype=torch.float64)
     >>> model.variables, model.source_formulas
@@ -101,7 +108,7 @@ def compile(
     dtype, device = _options(dtype, device)
     steps: list | None = [] if trace else None
     layout = lower(formula, variables, trace=steps)
-    model = build_model(layout, dtype, device, grid=grid, k=k)
+    model = build_model(layout, dtype, device, grid=grid, k=k, basis=basis)
     if check:
         check_build(model, layout)
     model.layout = layout

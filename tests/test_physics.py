@@ -278,3 +278,28 @@ def test_derivatives_and_training_on_cuda_match_cpu():
     kan = MultKAN([1, 1], grid=5, dtype=F64, device="cuda")
     res = solve(kan, residual, box, [ends], n_points=16, stages=[Stage("lbfgs", 2, grid=10)])
     assert res.model.device.type == "cuda" and res.history[-1]["loss"] < res.history[0]["loss"]
+
+
+def _basis_names() -> list[str]:
+    try:
+        from kanpiler.runtime.bases import BASES
+    except ImportError:  # a runtime without alternative bases
+        return []
+    return list(BASES)
+
+
+@pytest.mark.parametrize("name", _basis_names())
+def test_taylor_mode_through_every_basis(name):
+    model = MultKAN([2, 3, 1], grid=5, dtype=F64, basis=name)
+    x = _points(20, 2, scale=0.9)
+    t, a = Derivatives(model, x), Derivatives(model, x, method="autograd")
+    for key in [(0,), (0, 0), (0, 1), (1, 1)]:
+        assert torch.allclose(t(*key), a(*key), atol=1e-12, rtol=1e-9), (name, key)
+
+
+def test_progress_bar_shows_every_term(capsys):
+    box, ends, residual = _poisson_1d()
+    model = MultKAN([1, 1], grid=3, dtype=F64)
+    solve(model, residual, box, [ends], n_points=8, stages=[Stage("adam", 2)], progress=True)
+    err = capsys.readouterr().err
+    assert "stage 0 adam" in err and "residual=" in err and "boundary=" in err

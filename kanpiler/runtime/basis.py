@@ -39,7 +39,7 @@ def unchanged(key: tuple | None, *tensors: torch.Tensor) -> bool:
 
 
 class Basis(nn.Module):
-    """Interface of an edge basis (B-splines now; Chebyshev, Fourier, RBF... later).
+    """Interface of an edge basis: B-splines here, the other families in :mod:`.bases`.
 
     A basis owns whatever per-input state it needs (e.g. knot grids) and exposes:
 
@@ -48,8 +48,11 @@ class Basis(nn.Module):
     * ``local(x, derivative) -> (start, values, derivatives)`` (optional, with
       ``has_local``): the few non-zero values per input, starting at basis index ``start``
       (the fused fast path of ``KANLayer`` uses it);
-    * for grid-based bases, ``knots``/``inner`` and ``set_grid(knots)``: grid updates and
-      grid extension (``grid.py``) go through them.
+    * ``span() -> (in, 2)``: each input's natural domain; ``select(rows)``: the basis of
+      some inputs (pruning);
+    * for B-splines, ``knots``/``inner`` and ``set_grid(knots)``: grid updates and grid
+      extension (``grid.py``) go through them; the other families
+      (:class:`~kanpiler.runtime.bases.DenseBasis`) have ``update_grid``/``refined``.
 
     A basis without ``local`` still works: the layer multiplies its dense values.
     """
@@ -82,6 +85,10 @@ class Basis(nn.Module):
     def span(self) -> torch.Tensor:
         """``(in, 2)``: the low and high end of each input's natural domain (where plots and
         symbolic fits sample an edge without data)."""
+        raise NotImplementedError
+
+    def select(self, rows: torch.Tensor) -> Basis:
+        """A basis for the inputs ``rows`` only, their state copied (pruning)."""
         raise NotImplementedError
 
 
@@ -155,6 +162,12 @@ class BSplineBasis(Basis):
         """``(in, 2)``: the ends of the grid proper."""
         inner = self.inner
         return torch.stack([inner[:, 0], inner[:, -1]], dim=1)
+
+    def select(self, rows: torch.Tensor) -> BSplineBasis:
+        new = BSplineBasis(len(rows), self.n_intervals, self.k, dtype=self.knots.dtype,
+                           device=self.knots.device)  # fmt: skip
+        new.set_grid(self.knots[rows])
+        return new
 
     def set_grid(self, knots: torch.Tensor) -> None:
         """Replace the extended knot vectors (``(in, G+2k+1)``, sorted along dim 1)."""

@@ -26,6 +26,8 @@ import torch
 from .._version import __version__
 from ..errors import CheckpointError
 from ..layout import Layout, verify
+from .bases import resized_config
+from .basis import BSplineBasis
 
 if TYPE_CHECKING:
     from .multkan import MultKAN
@@ -51,6 +53,8 @@ def model_config(model: MultKAN) -> dict[str, Any]:
         "grid_eps": model.grid_eps,
         "seed": model.seed,
         "variables": list(model.variables),
+        "basis": model.basis_name,
+        "basis_options": dict(model.basis_options),
     }
 
 
@@ -59,10 +63,12 @@ def describe(model: MultKAN) -> dict[str, Any]:
     a compiled model's ``source_formulas`` and ``layout``)."""
     layers = []
     for num, sym in zip(model.layers, model.symbolic):
+        info: dict[str, Any] = {}
+        if isinstance(num.basis, BSplineBasis):  # other bases keep their state in buffers
+            info = {"n_intervals": num.basis.n_intervals, "uniform": num.basis.uniform,
+                    "knots": num.basis.knots.tolist()}  # fmt: skip
         layers.append({
-            "n_intervals": num.basis.n_intervals,
-            "uniform": num.basis.uniform,
-            "knots": num.basis.knots.tolist(),
+            **info,
             "fn_names": list(sym.fn_names),
             "symbolic": [[sym.function(i, j) for j in range(sym.out_features)]
                          for i in range(sym.in_features)],
@@ -109,19 +115,27 @@ def _restore_layer(
     model: MultKAN, li: int, info: dict[str, Any], dtype: torch.dtype, device: Any
 ) -> None:
     basis = model.layers[li].basis
-    knots = torch.tensor(info["knots"] if "knots" in info else info["grid"], dtype=dtype,
-                         device=device)  # fmt: skip
-    n_in = model.n_nodes(li)
-    empty = n_in == 0 and knots.numel() == 0  # saved as [] by an input-free model
-    if not empty and (knots.dim() != 2 or knots.shape[0] != n_in):
-        raise CheckpointError(f"layer {li}: knots of shape {tuple(knots.shape)} for {n_in} inputs")
-    if n_in:  # an input-free layer (a constant formula) has no knots to restore
-        basis.set_grid(knots)
+    if isinstance(basis, BSplineBasis):
+        _restore_knots(basis, li, info, model.n_nodes(li), dtype, device)
     shape = (*model.layers[li].coef.shape[:2], basis.n_basis)
     model.layers[li].coef = torch.nn.Parameter(torch.zeros(shape, dtype=dtype, device=device))
     sym = model.symbolic[li]
     sym.fn_names = [str(n) for n in info["fn_names"]]
     sym.check_names()
+
+
+def _restore_knots(
+    basis: BSplineBasis, li: int, info: dict[str, Any], n_in: int, dtype: torch.dtype, device: Any
+) -> None:
+    if "knots" not in info and "grid" not in info:
+        raise CheckpointError(f"layer {li}: a B-spline layer without knots")
+    knots = torch.tensor(info["knots"] if "knots" in info else info["grid"], dtype=dtype,
+                         device=device)  # fmt: skip
+    empty = n_in == 0 and knots.numel() == 0  # saved as [] by an input-free model
+    if not empty and (knots.dim() != 2 or knots.shape[0] != n_in):
+        raise CheckpointError(f"layer {li}: knots of shape {tuple(knots.shape)} for {n_in} inputs")
+    if n_in:  # an input-free layer (a constant formula) has no knots to restore
+        basis.set_grid(knots)
 
 
 def _restore_extras(model: MultKAN, desc: dict[str, Any]) -> None:
@@ -156,11 +170,13 @@ def clone(model: MultKAN) -> MultKAN:
 
 
 def clone_with_grid(model: MultKAN, n_intervals: int) -> MultKAN:
-    """A copy with ``n_intervals`` spline intervals: everything copied but coefs and knots."""
-    cfg = dict(model_config(model), grid=int(n_intervals))
+    """A copy with ``n_intervals`` spline intervals (or, for another basis, its size
+    hyper-parameter set to ``n_intervals``: degree, frequencies, centres): everything copied
+    but coefs and the basis state."""
+    cfg = resized_config(model_config(model), int(n_intervals))
     new = type(model)(**cfg, dtype=model.dtype, device=model.device)
     keep = {k: v for k, v in model.state_dict().items()
-            if not (k.endswith(".coef") or k.endswith(".basis.knots"))}  # fmt: skip
+            if not (k.endswith(".coef") or ".basis." in k)}  # fmt: skip
     new.load_state_dict(keep, strict=False)
     for li in range(model.depth):
         new.symbolic[li].fn_names = list(model.symbolic[li].fn_names)

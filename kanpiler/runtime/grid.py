@@ -21,6 +21,7 @@ import torch
 
 from ..errors import FitError
 from ..numerics import lstsq
+from .bases import DenseBasis
 from .basis import Basis, extend_grid
 from .config import clone_with_grid
 from .layer import KANLayer
@@ -59,8 +60,11 @@ def update_layer_grid(layer: KANLayer, x: torch.Tensor) -> None:
     basis = layer.basis
     with torch.no_grad():
         before = layer.spline(x)
-        knots = extend_grid(sample_grid(x, basis.n_intervals, layer.grid_eps), basis.k)
-        basis.set_grid(knots)
+        if isinstance(basis, DenseBasis):  # RBF centres, wavelet translations, ... (or a
+            basis.update_grid(x, layer.grid_eps)  # clear error where there is no grid)
+        else:
+            knots = extend_grid(sample_grid(x, basis.n_intervals, layer.grid_eps), basis.k)
+            basis.set_grid(knots)
         layer.coef.copy_(curve_to_coef(x, before, basis))
 
 
@@ -96,11 +100,22 @@ def refine(model: MultKAN, n_intervals: int, x: torch.Tensor) -> MultKAN:
         h = model.check_input(x)
         for li in range(model.depth):
             old_layer, layer = model.layers[li], new.layers[li]
-            layer.basis.set_grid(refined_knots(old_layer.basis, n_intervals))
-            inside = _fit_points(old_layer.basis, layer.basis, h)
+            if isinstance(old_layer.basis, DenseBasis):
+                layer.basis = old_layer.basis.refined(n_intervals)
+                inside = _span_points(old_layer.basis, h, 4 * n_intervals + 1)
+            else:
+                layer.basis.set_grid(refined_knots(old_layer.basis, n_intervals))
+                inside = _fit_points(old_layer.basis, layer.basis, h)
             layer.coef.copy_(curve_to_coef(inside, old_layer.spline(inside), layer.basis))
             h = model.layer_forward(li, h).nodes
     return new
+
+
+def _span_points(basis: Basis, h: torch.Tensor, n: int) -> torch.Tensor:
+    """Samples clamped into the basis's span, plus ``n`` equally spaced points over it."""
+    lo, hi = basis.span().unbind(1)
+    t = torch.linspace(0, 1, n, dtype=h.dtype, device=h.device).unsqueeze(1)
+    return torch.cat([h.clamp(min=lo, max=hi), lo + (hi - lo) * t], dim=0)
 
 
 def _fit_points(old: Basis, new: Basis, h: torch.Tensor) -> torch.Tensor:

@@ -19,18 +19,47 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ShapeError
+from ..errors import ConfigError, ShapeError
 from . import fused
+from .bases import basis_parameters, make_basis
+from .bases.fused import FusedDense, dense_weight
+from .bases.fused import fusable as dense_fusable
 from .basis import Basis, BSplineBasis, snapshot, unchanged
 from .fused import features, interleave_weight, reference_forward
 
-__all__ = ["KANLayer", "BASE_FUNCTIONS", "features", "interleave_weight", "reference_forward"]
+__all__ = [
+    "KANLayer", "BASE_FUNCTIONS", "features", "interleave_weight", "layer_basis",
+    "reference_forward",
+]  # fmt: skip
 
 BASE_FUNCTIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "silu": torch.nn.functional.silu,
     "identity": lambda x: x,
     "zero": torch.zeros_like,
 }
+
+
+def layer_basis(
+    basis: str | Basis | None,
+    n_in: int,
+    grid_args: tuple[int, int, tuple[float, float]],
+    dtype: torch.dtype,
+    device: torch.device | str | None,
+    options: dict[str, Any],
+) -> Basis:
+    """A layer's basis: B-splines from ``grid``/``k`` (``None`` or ``"bspline"``), or a named
+    basis (its ``grid``, ``k`` and ``domain`` default to the layer's ``grid``, ``k`` and
+    ``grid_range`` where the family has them) or an instance, bound to the layer's inputs."""
+    grid, k, grid_range = grid_args
+    if basis is None or basis == "bspline":
+        if options:
+            raise ConfigError(f"B-spline layers take grid and k, not {sorted(options)}")
+        return BSplineBasis(n_in, grid, k, grid_range, dtype=dtype, device=device)
+    if isinstance(basis, str):
+        defaults = {"grid": grid, "k": k, "domain": tuple(grid_range)}
+        accepted = basis_parameters(basis)
+        options = {**{n: v for n, v in defaults.items() if n in accepted}, **options}
+    return make_basis(basis, n_in, dtype, device, **options)
 
 
 class KANLayer(nn.Module):
@@ -58,11 +87,12 @@ class KANLayer(nn.Module):
         scale_sp: float = 1.0,
         base_fun: str = "silu",
         grid_eps: float = 0.02,
-        basis: Basis | None = None,
+        basis: str | Basis | None = None,
         seed: int = 0,
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
+        **basis_options: Any,
     ) -> None:
         super().__init__()
         if in_features < 0 or out_features < 0:
@@ -72,8 +102,8 @@ class KANLayer(nn.Module):
         self.in_features, self.out_features = in_features, out_features
         self.base_fun_name = base_fun
         self.grid_eps = float(grid_eps)
-        self.basis = basis or BSplineBasis(
-            in_features, grid, k, grid_range, dtype=dtype, device=device
+        self.basis = layer_basis(
+            basis, in_features, (grid, k, grid_range), dtype, device, basis_options
         )
         gen = generator or torch.Generator().manual_seed(seed)
         nb, shape = self.basis.n_basis, (in_features, out_features)
@@ -117,6 +147,12 @@ class KANLayer(nn.Module):
         spline = (self.coef * (self.scale_sp * self.mask).unsqueeze(-1)).transpose(1, 2)
         return torch.cat([base, spline.reshape(-1, self.out_features)])
 
+    def dense_weight(self) -> torch.Tensor:
+        """The rows in basis-major order, for a dense basis (see
+        :func:`~kanpiler.runtime.bases.fused.dense_weight`)."""
+        coef = self.coef * (self.scale_sp * self.mask).unsqueeze(-1)
+        return dense_weight(self.scale_base * self.mask, coef)
+
     @property
     def active(self) -> bool:
         """Whether any edge is on (cached per mask version: no device sync per forward)."""
@@ -134,6 +170,8 @@ class KANLayer(nn.Module):
             )
         if self._fusable(x):
             return fused.FusedSpline.apply(x, self.block_weight(), self.basis)
+        if self.base_fun_name == "silu" and dense_fusable(self.basis):
+            return FusedDense.apply(x, self.dense_weight(), self.basis)
         feats = features(x, self.basis, BASE_FUNCTIONS[self.base_fun_name])
         return feats.reshape(x.shape[0], -1) @ self.weight()
 

@@ -27,7 +27,8 @@ from torch import nn
 from ..errors import ShapeError
 from ..layout import Layout
 from . import checkpoint, grid, plot, prune, symfit, train
-from .basis import snapshot, unchanged
+from .bases import basis_choice
+from .basis import Basis, snapshot, unchanged
 from .layer import KANLayer
 from .structure import (
     Edge,
@@ -70,8 +71,12 @@ class MultKAN(nn.Module):
         variables: Sequence[str] | None = None,
         affine_trainable: bool = False,
         numeric: bool = True,
+        basis: str | Basis | None = None,
+        basis_options: dict[str, Any] | None = None,
+        **more_options: Any,
     ) -> None:
         super().__init__()
+        self.basis_name, self.basis_options = basis_choice(basis, basis_options, more_options)
         self.width = normalize_width(width)
         self.mult_arity = normalize_arity(mult_arity, self.width)
         self.depth = len(self.width) - 1
@@ -86,7 +91,8 @@ class MultKAN(nn.Module):
             n_in, n_out = self.n_nodes(li), self.n_subnodes(li + 1)
             layer = KANLayer(
                 n_in, n_out, grid, k, grid_range=grid_range, noise_scale=noise_scale,
-                base_fun=base_fun, grid_eps=grid_eps, generator=gen, **opts,
+                base_fun=base_fun, grid_eps=grid_eps, generator=gen, basis=self.basis_name,
+                **self.basis_options, **opts,
             )  # fmt: skip
             if not numeric:
                 layer.mask.zero_()
@@ -395,8 +401,18 @@ class MultKAN(nn.Module):
         :func:`kanpiler.runtime.plot.plot`."""
         return plot.plot(self, x, **kw)
 
+    @property
+    def has_grid(self) -> bool:
+        """Whether the edges' basis has a grid to update (B-splines, RBF, ...)."""
+        return all(getattr(layer.basis, "gridded", True) for layer in self.layers)
+
     def extra_repr(self) -> str:
-        return f"width={self.width}, grid={self.grid}, k={self.k}, variables={self.variables}"
+        basis = "" if self.basis_name == "bspline" else f", basis={self.basis_name!r}"
+        opts = "".join(f", {k}={v!r}" for k, v in self.basis_options.items())
+        return (
+            f"width={self.width}, grid={self.grid}, k={self.k}{basis}{opts}, "
+            f"variables={self.variables}"
+        )
 
 
 _grid_refine = grid.refine  # inside ``refine`` the argument ``grid`` hides the module

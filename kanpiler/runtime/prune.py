@@ -99,7 +99,7 @@ def _copy_layer(old: MultKAN, new: MultKAN, li: int, rows: list[int], cols: list
     r = torch.tensor(rows, dtype=torch.long, device=dev)
     c = torch.tensor(cols, dtype=torch.long, device=dev)
     src, dst = old.layers[li], new.layers[li]
-    dst.basis.set_grid(src.basis.knots[r])
+    dst.basis = src.basis.select(r)
     dst.coef = torch.nn.Parameter(src.coef[r][:, c].clone(), requires_grad=src.coef.requires_grad)
     for name in ("scale_base", "scale_sp"):
         getattr(dst, name).copy_(getattr(src, name)[r][:, c])

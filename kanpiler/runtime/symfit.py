@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .. import library
-from ..errors import FitError, ShapeError
+from ..errors import FitError, ShapeError, UnsupportedError
 from ..numerics import fit_curves
-from .basis import extend_grid, uniform_points
+from .bases import DenseBasis
+from .basis import Basis, extend_grid, uniform_points
 from .grid import curve_to_coef
 from .layer import KANLayer
 from .symbolic import SymbolicLayer
@@ -103,17 +104,33 @@ def symbolic_to_spline(model: MultKAN, x: torch.Tensor | None = None, ranges: An
             _refit_layer(num, sym, lo, hi)
 
 
+def _place_basis(basis: Basis, lo: torch.Tensor, hi: torch.Tensor) -> None:
+    """Spread the basis over ``[lo, hi]`` per input: uniform knots, or the domain of the
+    other families (centres, translations, period); refused where an edge cannot take a
+    curve of its own (a rational basis shares one function per group of inputs)."""
+    if isinstance(basis, DenseBasis):
+        if not basis.free_curves:
+            raise UnsupportedError(
+                f"symbolic_to_spline: a {basis.name} basis shares one function per group of "
+                "inputs, so an edge cannot take the curve of its symbolic function; keep the "
+                "edge symbolic, or build the model with another basis"
+            )
+        basis.set_domain(lo, hi)
+        return
+    unit = uniform_points(lo.shape[0], basis.n_intervals, (0.0, 1.0), lo.dtype, lo.device)
+    basis.set_grid(extend_grid(lo.unsqueeze(1) + (hi - lo).unsqueeze(1) * unit, basis.k))
+
+
 def _refit_layer(
     num: KANLayer, sym: SymbolicLayer, lo: torch.Tensor, hi: torch.Tensor, n_samples: int = 257
 ) -> None:
-    g, k, dtype, dev = num.basis.n_intervals, num.basis.k, num.coef.dtype, num.coef.device
+    dtype, dev = num.coef.dtype, num.coef.device
     steps = torch.linspace(0, 1, n_samples, dtype=dtype, device=dev).unsqueeze(1)
     xs = lo + (hi - lo) * steps  # (S, in)
     old_spline = num.spline(xs)
     target_sym = sym.edge_values(xs)
     is_sym = (sym.mask != 0) & (sym.fn_ids != 0)
-    unit = uniform_points(num.in_features, g, (0.0, 1.0), dtype, dev)
-    num.basis.set_grid(extend_grid(lo.unsqueeze(1) + (hi - lo).unsqueeze(1) * unit, k))
+    _place_basis(num.basis, lo, hi)
     # symbolic edges: the spline alone carries c*f(a*x+b)+d
     target = torch.where(is_sym.unsqueeze(0), target_sym, old_spline)
     coef = curve_to_coef(xs, target, num.basis)

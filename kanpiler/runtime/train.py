@@ -195,7 +195,7 @@ class _Run:
         )
         xb, yb = (x, y) if ids is None else (x[ids], y[ids])
         update, start, stop, freq = self.grid
-        if update and start <= step < stop and step % freq == 0:
+        if update and self.model.has_grid and start <= step < stop and step % freq == 0:
             self.model.update_grid(xb)
         closure = _Closure(self.model, self.optimizer, self.loss_fn, xb, yb, *self.lamb)
         if self.opt == "LBFGS":
