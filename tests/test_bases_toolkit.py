@@ -187,3 +187,22 @@ def test_compiled_formula_with_a_learnable_residual_on_any_basis(basis) -> None:
     assert type(model.layers[0].basis).__name__ in ("Chebyshev", "RBF")
     with pytest.raises(KanpilerError):
         kanpiler.compile("x", basis="nope")
+
+
+@pytest.mark.slow
+def test_kat_example_trains_both_models(capsys: pytest.CaptureFixture) -> None:
+    import runpy
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "kat_digits.py"
+    old = sys.argv
+    sys.argv = [str(path), "--epochs", "3"]
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    finally:
+        sys.argv = old
+    out = capsys.readouterr().out
+    accs = [float(line.rsplit(" ", 1)[1]) for line in out.splitlines() if "accuracy" in line]
+    # three epochs of the one-cycle schedule: well above chance (0.1), far from converged
+    assert len(accs) == 2 and all(a > 0.25 for a in accs), out
