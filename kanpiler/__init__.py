@@ -58,6 +58,16 @@ _LAZY = {
     "MultKAN": "kanpiler.runtime",
     "fit": "kanpiler.runtime",
     "load": "kanpiler.runtime",
+    # edge bases (kanpiler.runtime.bases)
+    "Chebyshev": "kanpiler.runtime.bases",
+    "Fourier": "kanpiler.runtime.bases",
+    "RBF": "kanpiler.runtime.bases",
+    "Wavelet": "kanpiler.runtime.bases",
+    "ReLUKAN": "kanpiler.runtime.bases",
+    "BSRBF": "kanpiler.runtime.bases",
+    "Rational": "kanpiler.runtime.bases",
+    "GroupRational": "kanpiler.runtime.bases",
+    "GRKAN": "kanpiler.runtime.bases",
     # convert
     "to_graph": "kanpiler.convert",
     "auto_symbolic": "kanpiler.convert",
