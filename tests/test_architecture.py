@@ -65,7 +65,7 @@ MODULE_STAGE = {
 #: optional heavy dependencies that may be imported inside a function, so that importing the
 #: module that needs them (and ``import kanpiler``) stays cheap until they are used
 LAZY_OK = frozenset(
-    {"torch", "sympy", "numpy", "scipy", "matplotlib", "graphviz", "networkx", "tqdm"}
+    {"torch", "sympy", "numpy", "scipy", "matplotlib", "graphviz", "networkx", "tqdm", "triton"}
 )
 
 #: kanpiler's own stages imported inside functions, with the reason

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from . import native
+from . import native, triton_spline
 from .basis import Basis, BSplineBasis, cardinal_columns, clip_local, cubic_pieces
 
 __all__ = ["FusedSpline", "features", "interleave_weight", "reference_forward"]
@@ -88,7 +88,12 @@ class FusedSpline(torch.autograd.Function):
         ctx: Any, x: torch.Tensor, weight: torch.Tensor, basis: BSplineBasis
     ) -> torch.Tensor:
         n, n_in = x.shape
-        ctx.basis, ctx.native = basis, None
+        ctx.basis, ctx.native, ctx.triton = basis, None, False
+        if triton_spline.applies(x, basis):  # CUDA (or Triton's interpreter): fused kernels
+            ctx.triton = True
+            x = x.contiguous()
+            ctx.save_for_backward(x, weight)
+            return triton_spline.forward(x, weight, basis)
         done = _native_forward(ctx, x, weight, basis)
         if done is not None:
             return done
@@ -114,9 +119,13 @@ class FusedSpline(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor):
-        x, weight, feats, *extra = ctx.saved_tensors
+        x, weight, *rest = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: differentiate the reference path
             return (*_reference_grads(ctx, grad, x, weight), None)
+        if ctx.triton:
+            needs = (ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+            return (*triton_spline.backward(x, weight, ctx.basis, grad, needs), None)
+        feats, *extra = rest
         gx = gw = None
         if ctx.needs_input_grad[0]:
             if ctx.native is not None:
