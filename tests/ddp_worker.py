@@ -2,7 +2,8 @@
 
 Run as ``python tests/ddp_worker.py OUT`` (one process, all data) or under
 ``torchrun --nproc_per_node 2 tests/ddp_worker.py OUT`` (gloo; each rank trains on its shard).
-Rank 0 writes ``OUT`` (JSON): the loss per step and the final parameters and grids.
+Rank 0 writes ``OUT`` (JSON): the loss per step and the final parameters and grids; every rank
+calls ``model.save`` (into OUT's folder, named by its rank), and only rank 0 may write.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def train(steps: int = 4) -> dict:
     for _ in range(steps):
         losses.append(float(opt.step(closure)))
     state = {k: v.flatten().tolist() for k, v in model.state_dict().items()}
+    model.save(os.path.join(os.path.dirname(sys.argv[1]), f"model-rank{distributed.rank()}"))
     return {"losses": losses, "state": state, "world": distributed.world_size()}
 
 

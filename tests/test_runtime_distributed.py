@@ -42,6 +42,8 @@ def test_two_gloo_processes_match_one(tmp_path) -> None:
         tmp_path / "two.json",
     )  # fmt: skip
     assert (one["world"], two["world"]) == (1, 2)
+    saved = sorted(f.name for f in tmp_path.iterdir() if f.name.startswith("model-"))
+    assert saved == ["model-rank0.json", "model-rank0.safetensors"]  # rank 1 wrote nothing
     assert one["losses"][-1] < 0.05 * one["losses"][0]  # it trained
     for a, b in zip(one["losses"], two["losses"]):
         assert b == pytest.approx(a, rel=1e-9)

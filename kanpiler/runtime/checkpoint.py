@@ -29,6 +29,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..errors import CheckpointError, KanpilerError
+from . import distributed
 from .config import FORMAT, FORMAT_VERSION, describe, from_description
 
 if TYPE_CHECKING:
@@ -69,7 +70,10 @@ def _renamed(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def save(model: MultKAN, path: str | Path) -> None:
     """Write ``path.safetensors`` and ``path.json`` (a ``.safetensors``/``.json`` suffix is
-    stripped first). Nothing else is written."""
+    stripped first). Nothing else is written. Under ``torch.distributed`` only rank 0 writes
+    (every rank holds the same model)."""
+    if not distributed.is_main():
+        return
     st_path, json_path = _paths(path)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     desc = describe(model)
