@@ -26,7 +26,10 @@ import torch
 from . import native, triton_spline
 from .basis import Basis, BSplineBasis, cardinal_columns, clip_local, cubic_pieces
 
-__all__ = ["FusedSpline", "features", "interleave_weight", "reference_forward"]
+__all__ = [
+    "FusedLayer", "FusedSpline", "block_weight", "features", "interleave_weight",
+    "reference_forward",
+]  # fmt: skip
 
 
 def _silu_grad(x: torch.Tensor) -> torch.Tensor:
@@ -87,57 +90,114 @@ class FusedSpline(torch.autograd.Function):
     def forward(
         ctx: Any, x: torch.Tensor, weight: torch.Tensor, basis: BSplineBasis
     ) -> torch.Tensor:
-        n, n_in = x.shape
-        ctx.basis, ctx.native, ctx.triton = basis, None, False
-        if triton_spline.applies(x, basis):  # CUDA (or Triton's interpreter): fused kernels
-            ctx.triton = True
-            x = x.contiguous()
-            ctx.save_for_backward(x, weight)
-            return triton_spline.forward(x, weight, basis)
-        done = _native_forward(ctx, x, weight, basis)
-        if done is not None:
-            return done
-        fast = _fast_position(x, basis)
-        ctx.fast = fast is not None
-        if fast is not None:  # the small (N, in) work first, while x is in cache
-            flat_idx, u, inv_h = fast
-            vals, state = _fast_values(u, basis.k)
-        feats = scratch((n, n_in * (basis.n_basis + 1)), x).zero_()
-        torch.ops.aten.silu.out(x, out=feats[:, :n_in])  # written in place, no copy
-        if fast is not None:
-            # one scatter into overlapping windows: window r of row n starts at column r
-            window(feats, basis.k + 1).scatter_(2, _spread(flat_idx, basis.k + 1), vals)
-            extra = (flat_idx, inv_h, *state)
-        else:
-            start, vals, dvals = basis.local(x, derivative=True)
-            assert dvals is not None  # asked for with derivative=True
-            idx, vals = clip_local(start, vals, basis.n_basis)
-            feats[:, n_in:].view(n, n_in, basis.n_basis).scatter_add_(2, idx, vals)
-            extra = (idx, torch.where(vals != 0, dvals, torch.zeros_like(dvals)))
-        ctx.save_for_backward(x, weight, feats, *extra)
-        return feats @ weight
+        ctx.params = ()
+        return _forward(ctx, x, weight, basis)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor):
-        x, weight, *rest = ctx.saved_tensors
+        saved = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: differentiate the reference path
-            return (*_reference_grads(ctx, grad, x, weight), None)
-        if ctx.triton:
-            needs = (ctx.needs_input_grad[0], ctx.needs_input_grad[1])
-            return (*triton_spline.backward(x, weight, ctx.basis, grad, needs), None)
-        feats, *extra = rest
-        gx = gw = None
-        if ctx.needs_input_grad[0]:
-            if ctx.native is not None:
-                gx = _native_grad_x(ctx, grad, x, weight, feats, *extra)
-            elif ctx.fast:
-                gx = _fast_grad_x(grad, x, weight, feats, *extra, k=ctx.basis.k)
-            else:
-                idx, dvals = extra
-                gx = _general_grad_x(grad, x, weight, idx, dvals, ctx.basis.n_basis)
-        if ctx.needs_input_grad[1]:
-            gw = feats.t() @ grad
-        return gx, gw, None
+            return (*_reference_grads(ctx, grad, saved[0], saved[1]), None)
+        needs = ctx.needs_input_grad
+        return (*_backward(ctx, grad, saved, needs[0], needs[1]), None)
+
+
+class FusedLayer(torch.autograd.Function):
+    """:class:`FusedSpline` of a layer's own parameters ``coef``, ``scale_base``,
+    ``scale_sp`` and ``mask``: the block weight is built inside (no autograd graph for it) and
+    its gradient taken back to the parameters by hand, which saves a dozen small autograd
+    operations per layer and step (what dominates small models)."""
+
+    @staticmethod
+    def forward(ctx: Any, x, coef, scale_base, scale_sp, mask, basis) -> torch.Tensor:
+        ctx.params = (coef, scale_base, scale_sp, mask)
+        return _forward(ctx, x, block_weight(coef, scale_base, scale_sp, mask), basis)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor):
+        saved = ctx.saved_tensors
+        core, (coef, scale_base, scale_sp, mask) = saved[:-4], saved[-4:]
+        needs = ctx.needs_input_grad
+        if torch.is_grad_enabled():  # double backward: differentiate the reference path
+            return (*_reference_layer_grads(ctx, grad, core[0], coef, scale_base, scale_sp,
+                                            mask), None, None)  # fmt: skip
+        gx, gw = _backward(ctx, grad, core, needs[0], any(needs[1:4]))
+        g_coef = g_base = g_sp = None
+        if gw is not None:
+            n_in, n_out = scale_base.shape
+            g_base = gw[:n_in] * mask if needs[2] else None
+            g_spline = gw[n_in:].view(n_in, -1, n_out).transpose(1, 2)  # (in, out, n_basis)
+            if needs[1]:
+                g_coef = g_spline * (scale_sp * mask).unsqueeze(-1)
+            if needs[3]:
+                g_sp = (g_spline * coef).sum(-1).mul_(mask)
+        return gx, g_coef, g_base, g_sp, None, None
+
+
+def block_weight(coef, scale_base, scale_sp, mask) -> torch.Tensor:
+    """The block weight of a layer (see :meth:`KANLayer.block_weight`): the ``in`` base rows
+    ``w_b * mask``, then per input ``i`` the ``n_basis`` rows ``coef[i, :, j] * w_s * mask``."""
+    base = scale_base * mask
+    spline = (coef * (scale_sp * mask).unsqueeze(-1)).transpose(1, 2)
+    return torch.cat([base, spline.reshape(-1, base.shape[1])])
+
+
+def _save(ctx: Any, *tensors: torch.Tensor) -> None:
+    """Save what backward needs, then the layer parameters of :class:`FusedLayer` (if any)."""
+    ctx.save_for_backward(*tensors, *ctx.params)
+
+
+def _forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, basis: BSplineBasis):
+    """The forward product on the best path for ``x``; records the path on ``ctx``."""
+    n, n_in = x.shape
+    ctx.basis, ctx.native, ctx.triton = basis, None, False
+    if triton_spline.applies(x, basis):  # CUDA (or Triton's interpreter): fused kernels
+        ctx.triton = True
+        x = x.contiguous()
+        _save(ctx, x, weight)
+        return triton_spline.forward(x, weight, basis)
+    done = _native_forward(ctx, x, weight, basis)
+    if done is not None:
+        return done
+    fast = _fast_position(x, basis)
+    ctx.fast = fast is not None
+    if fast is not None:  # the small (N, in) work first, while x is in cache
+        flat_idx, u, inv_h = fast
+        vals, state = _fast_values(u, basis.k)
+    feats = scratch((n, n_in * (basis.n_basis + 1)), x).zero_()
+    torch.ops.aten.silu.out(x, out=feats[:, :n_in])  # written in place, no copy
+    if fast is not None:
+        # one scatter into overlapping windows: window r of row n starts at column r
+        window(feats, basis.k + 1).scatter_(2, _spread(flat_idx, basis.k + 1), vals)
+        extra = (flat_idx, inv_h, *state)
+    else:
+        start, vals, dvals = basis.local(x, derivative=True)
+        assert dvals is not None  # asked for with derivative=True
+        idx, vals = clip_local(start, vals, basis.n_basis)
+        feats[:, n_in:].view(n, n_in, basis.n_basis).scatter_add_(2, idx, vals)
+        extra = (idx, torch.where(vals != 0, dvals, torch.zeros_like(dvals)))
+    _save(ctx, x, weight, feats, *extra)
+    return feats @ weight
+
+
+def _backward(ctx: Any, grad: torch.Tensor, saved, need_x: bool, need_w: bool):
+    """``(grad_x, grad_W)`` (None where not needed) on the path the forward took."""
+    x, weight, *rest = saved
+    if ctx.triton:
+        return triton_spline.backward(x, weight, ctx.basis, grad, (need_x, need_w))
+    feats, *extra = rest
+    gx = gw = None
+    if need_x:
+        if ctx.native is not None:
+            gx = _native_grad_x(ctx, grad, x, weight, feats, *extra)
+        elif ctx.fast:
+            gx = _fast_grad_x(grad, x, weight, feats, *extra, k=ctx.basis.k)
+        else:
+            idx, dvals = extra
+            gx = _general_grad_x(grad, x, weight, idx, dvals, ctx.basis.n_basis)
+    if need_w:
+        gw = feats.t() @ grad
+    return gx, gw
 
 
 def _native_forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, basis: BSplineBasis):
@@ -160,7 +220,7 @@ def _native_forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, basis: BSpl
     if not kern.features(x, silu, g0, inv_h, feats, slack, below_top):
         return None
     ctx.native = (kern, below_top)
-    ctx.save_for_backward(x, weight, feats, g0, inv_h)
+    _save(ctx, x, weight, feats, g0, inv_h)
     return feats @ weight
 
 
@@ -248,6 +308,17 @@ def _reference_grads(ctx, grad, x, weight) -> list[torch.Tensor | None]:
         out = reference_forward(x, interleave_weight(weight, x.shape[1]), ctx.basis)
         found = iter(torch.autograd.grad(out, wanted, grad, create_graph=True))
     return [next(found) if need else None for need in ctx.needs_input_grad[:2]]
+
+
+def _reference_layer_grads(ctx, grad, x, coef, scale_base, scale_sp, mask) -> list:
+    """:func:`_reference_grads` for :class:`FusedLayer`: through the block weight too."""
+    inputs = (x, coef, scale_base, scale_sp)
+    wanted = [t for t, need in zip(inputs, ctx.needs_input_grad) if need]
+    with torch.enable_grad():
+        weight = block_weight(coef, scale_base, scale_sp, mask)
+        out = reference_forward(x, interleave_weight(weight, x.shape[1]), ctx.basis)
+        found = iter(torch.autograd.grad(out, wanted, grad, create_graph=True))
+    return [next(found) if need else None for need in ctx.needs_input_grad[:4]]
 
 
 def interleave_weight(weight: torch.Tensor, n_in: int) -> torch.Tensor:

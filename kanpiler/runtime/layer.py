@@ -169,7 +169,10 @@ class KANLayer(nn.Module):
                 f"KANLayer expects input (N, {self.in_features}), got {tuple(x.shape)}"
             )
         if self._fusable(x):
-            return fused.FusedSpline.apply(x, self.block_weight(), self.basis)
+            if self.mask.requires_grad:  # a trainable mask: autograd builds the weight
+                return fused.FusedSpline.apply(x, self.block_weight(), self.basis)
+            params = (self.coef, self.scale_base, self.scale_sp, self.mask)
+            return fused.FusedLayer.apply(x, *params, self.basis)
         if self.base_fun_name == "silu" and dense_fusable(self.basis):
             return FusedDense.apply(x, self.dense_weight(), self.basis)
         feats = features(x, self.basis, BASE_FUNCTIONS[self.base_fun_name])
