@@ -191,3 +191,17 @@ def test_trainable_mask_gets_its_gradient() -> None:
         reference_forward(x, layer.weight(), layer.basis).sum(), layer.mask
     )
     torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+
+
+def _run_two_jobs() -> list:
+    return native._run([lambda: 1, lambda: 2])
+
+
+def test_worker_threads_are_made_again_in_a_forked_child() -> None:
+    """A forked process (e.g. a DataLoader worker) gets threads of its own, not a hang on the
+    parent's, which do not exist there."""
+    import multiprocessing
+
+    assert _run_two_jobs() == [1, 2]  # the parent's pool exists now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_run_two_jobs).get(timeout=120) == [1, 2]

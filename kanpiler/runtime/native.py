@@ -291,11 +291,13 @@ def _chunks(n: int, row_work: int) -> list[tuple[int, int]]:
 
 
 def _pool() -> ThreadPoolExecutor:
-    pool = _STATE.get("pool")
-    if pool is None:
-        pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
-        _STATE["pool"] = pool
-    return pool  # type: ignore[return-value]
+    """The worker threads, made again in a forked child (e.g. a DataLoader worker), where
+    the parent's threads do not exist."""
+    owner = _STATE.get("pool")
+    if owner is None or owner[0] != os.getpid():  # type: ignore[index]
+        owner = (os.getpid(), ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)))
+        _STATE["pool"] = owner
+    return owner[1]  # type: ignore[index]
 
 
 def _run(calls: list) -> list:
