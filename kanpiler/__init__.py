@@ -75,6 +75,10 @@ _LAZY = {
     "snap_constants": "kanpiler.convert",
     "tree": "kanpiler.convert",
     "formula": "kanpiler.convert",
+    # discovery (KANRegressor needs scikit-learn)
+    "discover": "kanpiler.discovery",
+    "Discovery": "kanpiler.discovery",
+    "KANRegressor": "kanpiler.discovery.estimator",
 }
 
 __all__ = [

@@ -34,7 +34,7 @@ STAGES: list[tuple[str, ...]] = [
     ("numerics",),
     ("runtime",),
     ("compiler", "convert", "physics"),
-    ("views",),
+    ("views", "discovery"),
     ("facade",),
     ("cli",),
 ]
@@ -59,6 +59,7 @@ MODULE_STAGE = {
     "kanpiler.convert.": "convert",
     "kanpiler.physics.": "physics",
     "kanpiler.views.": "views",
+    "kanpiler.discovery.": "discovery",
     "kanpiler.cli": "cli",
 }
 

@@ -111,7 +111,7 @@ class FusedLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x, coef, scale_base, scale_sp, mask, basis) -> torch.Tensor:
         ctx.params = (coef, scale_base, scale_sp, mask)
-        return _forward(ctx, x, block_weight(coef, scale_base, scale_sp, mask), basis)
+        return _forward(ctx, x, _block_weight_into(coef, scale_base, scale_sp, mask), basis)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor):
@@ -140,6 +140,17 @@ def block_weight(coef, scale_base, scale_sp, mask) -> torch.Tensor:
     base = scale_base * mask
     spline = (coef * (scale_sp * mask).unsqueeze(-1)).transpose(1, 2)
     return torch.cat([base, spline.reshape(-1, base.shape[1])])
+
+
+def _block_weight_into(coef, scale_base, scale_sp, mask) -> torch.Tensor:
+    """:func:`block_weight` written straight into its rows (two products, no concatenation
+    and no transposing copy; not differentiable)."""
+    n_in, n_out, nb = coef.shape
+    w = torch.empty(n_in * (nb + 1), n_out, dtype=coef.dtype, device=coef.device)
+    torch.mul(scale_base, mask, out=w[:n_in])
+    rows = w[n_in:].view(n_in, nb, n_out).transpose(1, 2)  # (in, out, n_basis) view
+    torch.mul(coef, torch.mul(scale_sp, mask).unsqueeze(-1), out=rows)
+    return w
 
 
 def _save(ctx: Any, *tensors: torch.Tensor) -> None:
