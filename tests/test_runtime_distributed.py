@@ -63,6 +63,7 @@ def test_helpers_are_identities_without_a_group() -> None:
     assert distributed.total_count(6) == 6
     loss, grad = torch.tensor(2.0), torch.ones(3)
     assert distributed.mean_loss_and_grad(loss, grad, 4) == (loss, grad)
+    assert distributed.weighted_mean(grad, 4) is grad
     torch.testing.assert_close(distributed.batch_std(x), x.std(dim=0))
     model = MultKAN([2, 1], grid=3, dtype=F64)
     before = [p.detach().clone() for p in model.parameters()]

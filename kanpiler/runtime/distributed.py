@@ -37,7 +37,8 @@ import torch
 import torch.distributed as dist
 
 __all__ = [
-    "active", "rank", "world_size", "is_main", "shard", "total_count", "mean_loss_and_grad",
+    "active", "rank", "world_size", "is_main", "shard", "total_count", "weighted_mean",
+    "mean_loss_and_grad",
     "average_gradients", "gather_rows", "global_sums", "batch_std", "broadcast_module",
     "Batches",
 ]  # fmt: skip
@@ -98,6 +99,16 @@ def mean_loss_and_grad(
     flat = flat[:-1] / flat[-1]
     n = loss.numel()
     return flat[:n].reshape(loss.shape), flat[n:].reshape(grad.shape)
+
+
+def weighted_mean(values: torch.Tensor, count: int) -> torch.Tensor:
+    """The mean over ranks of ``values`` (any shape, no gradient), weighted by each rank's
+    sample ``count``: e.g. the loss over the whole data from each rank's loss on its shard."""
+    if not active():
+        return values
+    flat = torch.cat([values.detach().reshape(-1), values.new_ones(1)]) * count
+    dist.all_reduce(flat)
+    return (flat[:-1] / flat[-1]).reshape(values.shape)
 
 
 def average_gradients(
