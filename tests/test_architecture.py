@@ -54,6 +54,7 @@ MODULE_STAGE = {
     "kanpiler.layout": "layout",
     "kanpiler.lowering.": "lowering",
     "kanpiler.numerics": "numerics",
+    "kanpiler.datasets": "numerics",
     "kanpiler.runtime.": "runtime",
     "kanpiler.compiler": "compiler",
     "kanpiler.convert.": "convert",

@@ -111,7 +111,7 @@ def test_early_stopping_restores_the_best_weights() -> None:
 def test_fit_rejects_bad_arguments() -> None:
     model = MultKAN([2, 1], dtype=torch.float64)
     x, y = _data(0, 10)
-    with pytest.raises(ShapeError, match=r"targets must be \(10, 1\)"):
+    with pytest.raises(ShapeError, match="10 inputs but 5 targets"):
         model.fit(x, y[:5], steps=1, progress=False)
     with pytest.raises(ConfigError, match="optimizer"):
         model.fit(x, y, steps=1, opt="SGD", progress=False)
@@ -128,7 +128,7 @@ def test_fit_rejects_bad_arguments() -> None:
         model.fit(x, y, steps=1, progress=False)
     bad = y.clone()
     bad[0] = float("nan")
-    with pytest.raises(FitError, match="nan"):
+    with pytest.raises(ShapeError, match="NaN or inf in 1 row"):
         MultKAN([2, 1], dtype=torch.float64).fit(x, bad, steps=1, progress=False)
 
 
@@ -148,16 +148,8 @@ def test_threads_are_set_for_the_call_and_restored() -> None:
     assert inside == [1, 1] and torch.get_num_threads() == before
 
 
-def test_lbfgs_memory_is_configurable_and_long_by_default() -> None:
-    x, y = _data(9, 300)
-
-    def train(**kw) -> float:
-        model = MultKAN([2, 3, 1], grid=5, seed=0, dtype=torch.float64)
-        model.fit(x, y, steps=8, update_grid=False, progress=False, **kw)
-        return rmse(model, x, y)
-
-    short, long = train(history_size=2), train(history_size=100)
-    assert long < 0.5 * short  # a long memory converges faster on this smooth problem
-    assert train() == long  # the default for a small model is the long memory
+def test_history_size_is_checked() -> None:
+    x, y = _data(9, 30)
+    model = MultKAN([2, 1], grid=3, seed=0, dtype=torch.float64)
     with pytest.raises(ConfigError, match="history_size"):
-        train(history_size=0)
+        model.fit(x, y, steps=1, history_size=0, progress=False)

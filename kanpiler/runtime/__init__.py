@@ -21,7 +21,7 @@ from .structure import Edge, LayerValues, Record
 from .symbolic import SymbolicLayer
 
 
-def fit(model: MultKAN, x: torch.Tensor, y: torch.Tensor, **kw: Any) -> dict[str, list[float]]:
+def fit(model: MultKAN, x: Any, y: Any = None, **kw: Any) -> dict[str, list]:
     """Functional form of :meth:`MultKAN.fit` (same arguments, same history)."""
     return train.fit(model, x, y, **kw)
 

@@ -365,8 +365,9 @@ class MultKAN(nn.Module):
 
     # --- delegated features -------------------------------------------------------------------
 
-    def fit(self, x: torch.Tensor, y: torch.Tensor, **kw: Any) -> dict[str, list[float]]:
-        """Train the model; see :func:`kanpiler.runtime.train.fit`."""
+    def fit(self, x: Any, y: Any = None, **kw: Any) -> dict[str, list]:
+        """Train the model on ``(x, y)`` or a pykan dataset dict; see
+        :func:`kanpiler.runtime.train.fit`."""
         return train.fit(self, x, y, **kw)
 
     def update_grid(self, x: torch.Tensor) -> None:

@@ -1,9 +1,11 @@
-"""Training MultKAN models: LBFGS or Adam, mini-batches, KAN regularisation, grid updates.
+"""Training MultKAN models: batched restarts, quasi-Newton or Adam, penalties, grid updates.
 
-In: a model and data ``x (N, n_in)``, ``y (N, n_out)``. Out: the trained model (in place) and
-a history of train/test RMSE and regularisation per step. Stage: runtime. Deterministic for a
-given ``seed`` (a private ``torch.Generator`` picks mini-batches); no global RNG is touched and
-nothing is written to disk.
+In: a model and data, as ``(x, y)`` tensors or pykan's dataset dict. Out: the trained model
+(in place) and a history per step. Stage: runtime. Several initialisations (``restarts``)
+train as one stacked model and the best on validation data is kept; a fit whose loss stops
+moving far above the data's noise level warns once and says so in the history. Every input
+and option is checked before anything changes; a failed fit leaves the model as it was.
+Deterministic for a given ``seed``; no global RNG is touched, nothing is written to disk.
 
 >>> import torch
 >>> from kanpiler.runtime import MultKAN, fit
@@ -17,31 +19,357 @@ True
 from __future__ import annotations
 
 import math
-import numbers
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import ConfigError, FitError, ShapeError
 from ..numerics import loss_scale, make_lbfgs
+from . import fitcheck
+from .objective import LossFn, Objective, losses, penalty
+from .optimizers import BatchedAdam, BatchedBFGS
+from .stack import Stack
 from .structure import Record
 
 if TYPE_CHECKING:
     from .multkan import MultKAN
 
-History = dict[str, list[float]]
+History = dict[str, list]
+ITERATIONS_PER_STEP = 20  # evaluations per LBFGS step, as torch's and pykan's max_iter
+DENSE_LIMIT = 16_000_000  # restarts * params**2 up to which the inverse Hessian is kept dense
+STALL_FACTOR = 3.0  # a plateau above this many times the noise level is a stall
+
+
+class StallWarning(UserWarning):
+    """Training stopped improving while the error is far above the data's noise level."""
+
+
+def fit(
+    model: MultKAN,
+    x: Any,
+    y: Any = None,
+    *,
+    steps: int = 100,
+    opt: str = "LBFGS",
+    lr: float = 1.0,
+    batch: int = -1,
+    lamb: float = 0.0,
+    lamb_l1: float = 1.0,
+    lamb_entropy: float = 2.0,
+    lamb_coef: float = 0.0,
+    lamb_coefdiff: float = 0.0,
+    update_grid: bool = True,
+    grid_update_num: int = 10,
+    start_grid_update_step: int = -1,
+    stop_grid_update_step: int = 50,
+    x_test: Any = None,
+    y_test: Any = None,
+    early_stopping: bool | int = False,
+    loss_fn: LossFn | None = None,
+    metrics: Mapping[str, Callable] | Sequence[Callable] | None = None,
+    restarts: int | str = "auto",
+    warmup: int | str = "auto",
+    seed: int = 0,
+    progress: bool = True,
+    log: Callable[[int, dict[str, float]], Any] | None = None,
+    threads: int | None = None,
+    stall_window: int | None = None,
+    history_size: int | None = None,
+) -> History:
+    """Train ``model`` in place; return the history of the kept restart, one entry per step.
+
+    Data: ``fit(model, x, y)`` or ``fit(model, dataset)`` with pykan's dict (``train_input``,
+    ``train_label``, optional ``test_input``/``test_label``). History keys: ``train_loss``,
+    ``test_loss``, ``reg`` and, with the default squared loss, ``train_rmse``/``test_rmse``;
+    one list per ``metrics`` entry (``metric(pred, target)`` on the test data if given, else
+    the training data); ``warnings`` (messages) and ``restart`` (the index kept).
+
+    ``opt="LBFGS"`` makes 20 quasi-Newton evaluations per step (as pykan's LBFGS); ``"Adam"``
+    one step of size ``lr``. ``restarts=N`` trains N initialisations at once (the model as
+    given, then N - 1 fresh ones with derived seeds), keeps the best quarter after the first
+    steps and in the end the best on the test data (the training loss without it);
+    ``"auto"`` is 8 for a freshly built small B-spline model on full batches, else 1.
+    ``warmup`` Adam iterations (``"auto"``: 100 for a fresh model and LBFGS, else 0) come
+    before the first quasi-Newton step. ``lamb > 0`` adds pykan's regulariser
+    (``lamb_l1``, ``lamb_entropy``, ``lamb_coef``, ``lamb_coefdiff``). Grids follow the data
+    every ``stop_grid_update_step // grid_update_num`` steps before ``stop_grid_update_step``.
+    ``early_stopping`` (True = 20 steps, or a patience) keeps the weights of the best test
+    loss. ``loss_fn(pred, target)`` gets the targets exactly as given (e.g. integer labels
+    for cross-entropy). ``threads`` sets torch's CPU threads for the call. ``stall_window``
+    (default 5 LBFGS / 100 Adam steps) is the plateau length that warns. ``history_size`` is
+    the memory of torch's L-BFGS, used instead of BFGS for models too large for it.
+    """
+    plan = fitcheck.check(
+        model, x, y, x_test, y_test, steps=steps, opt=opt, lr=lr, batch=batch,
+        penalty=(lamb, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff),
+        grid=(update_grid, grid_update_num, start_grid_update_step, stop_grid_update_step),
+        early_stopping=early_stopping, loss_fn=loss_fn, metrics=metrics, restarts=restarts,
+        warmup=warmup, seed=seed, threads=threads, stall_window=stall_window,
+        history_size=history_size,
+    )  # fmt: skip
+    old_threads = torch.get_num_threads()
+    if plan.threads:
+        torch.set_num_threads(plan.threads)
+    try:
+        run = _Run(model, plan)
+        run.train(progress, log)
+        return run.finish()
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+class _Run:
+    """One ``fit`` call: the stack of restarts, the optimiser, the schedule and the records.
+
+    ``rows`` hold one ``(R,)`` tensor per step (losses of every restart still trained);
+    ``best`` the best validation loss per restart, ``best_state`` its weights (early
+    stopping only), ``kept`` the original index of each restart still trained.
+    """
+
+    def __init__(self, model: MultKAN, plan: fitcheck.Plan) -> None:
+        self.model, self.plan = model, plan
+        self.stack = Stack(fitcheck.members(model, plan.restarts))
+        self.objective = Objective(self.stack, plan.penalty, plan.loss_fn)
+        self.optimizer = self._optimizer()
+        self.gen = torch.Generator().manual_seed(plan.seed)
+        self.theta = self.stack.theta()
+        self.rows: dict[str, list[torch.Tensor]] = {"train": [], "test": [], "reg": []}
+        self.rows.update({name: [] for name in plan.metrics})
+        opts: dict[str, Any] = {"dtype": model.dtype, "device": model.device}
+        self.best = torch.full((plan.restarts,), math.inf, **opts)
+        self.best_state: list[dict[str, torch.Tensor] | None] = [None] * plan.restarts
+        self.best_step = 0  # the last step that improved the best validation loss of all
+        self.kept = list(range(plan.restarts))
+        self.batch: tuple[torch.Tensor, Any] = plan.train
+        self.warnings: list[str] = []
+
+    def _optimizer(self) -> Any:
+        plan, n_params = self.plan, self.stack.index.shape[1]
+        opts: dict[str, Any] = {"dtype": self.model.dtype, "device": self.model.device}
+        if plan.opt == "Adam":
+            return BatchedAdam(plan.restarts, n_params, plan.lr, **opts)
+        if plan.restarts * n_params**2 <= DENSE_LIMIT:
+            return BatchedBFGS(plan.restarts, n_params, **opts)
+        return _TorchLBFGS(self.stack, self.objective, plan.history_size)
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def train(self, progress: bool, log: Callable | None) -> None:
+        from tqdm.auto import tqdm  # lazy: tqdm.auto probes for notebooks on import
+
+        plan = self.plan
+        bar = tqdm(range(plan.steps), disable=not progress, desc="fit", leave=False)
+        for step in bar:
+            self._prepare(step)
+            self._optimise()
+            record = self._record(step)
+            if progress:
+                bar.set_postfix_str(f"train {record['train_loss']:.2e}")
+            if log is not None:
+                log(step, record)
+            if step + 1 == plan.cut_step and self.stack.n > plan.keep and self._cuttable():
+                self._cut()
+            self._check_stall(step)
+            if plan.patience and step - self.best_step >= plan.patience:
+                break
+
+    def _prepare(self, step: int) -> None:
+        """Pick the batch, warm up, update grids when scheduled, and tell the optimiser."""
+        plan, (x, y) = self.plan, self.plan.train
+        n = x.shape[0]
+        changed = plan.batch < n or step == 0
+        if plan.batch < n:
+            ids = torch.randperm(n, generator=self.gen)[: plan.batch].to(x.device)
+            x, y = x[ids], y[ids]
+        self.batch = (x, y)
+        self.objective.set_batch(x, y)
+        if step == 0 and plan.warmup:
+            adam = BatchedAdam(self.stack.n, self.theta.shape[1], plan.warmup_lr,
+                               dtype=self.theta.dtype, device=self.theta.device)  # fmt: skip
+            self.theta = adam.run(self.theta, self.objective, plan.warmup)
+        update, every, start, stop = plan.grid
+        if update and self.model.has_grid and start <= step < stop and step % every == 0:
+            self.stack.set_theta(self.theta)
+            self.stack.model.update_grid(self.stack.inputs(x))
+            self.theta = self.stack.theta()
+            changed = True
+        if changed:
+            self.optimizer.forget()
+
+    def _optimise(self) -> None:
+        before = self.theta
+        iterations = ITERATIONS_PER_STEP if self.plan.opt == "LBFGS" else 1
+        self.theta = self.optimizer.run(self.theta, self.objective, iterations)
+        bad = ~torch.isfinite(self.theta).all(dim=1)
+        self.theta = torch.where(bad.unsqueeze(1), before, self.theta)
+        self.stack.set_theta(self.theta)
+
+    def _record(self, step: int) -> dict[str, float]:
+        """Losses of every restart on the full data; the best per restart so far."""
+        plan, stack = self.plan, self.stack
+        with torch.no_grad():
+            train_pred = stack.forward(plan.train[0])
+            train = losses(train_pred, plan.train[1], plan.loss_fn)
+            reg = self._penalty()
+            if plan.test is None:
+                data, pred, test = plan.train, train_pred, train
+            else:
+                data, pred = plan.test, stack.forward(plan.test[0])
+                test = losses(pred, plan.test[1], plan.loss_fn)
+        self.rows["train"].append(train)
+        self.rows["test"].append(test)
+        self.rows["reg"].append(reg)
+        for name, metric in plan.metrics.items():
+            values = [float(metric(pred[:, r], data[1])) for r in range(pred.shape[1])]
+            self.rows[name].append(torch.tensor(values, dtype=torch.float64))
+        score = torch.nan_to_num(test, nan=math.inf)
+        better = score < self.best
+        if plan.patience:
+            for r in torch.nonzero(better).flatten().tolist():
+                self.best_state[r] = stack.member_state(r)
+        if step == 0 or bool(score.min() < self.best.min()):
+            self.best_step = step
+        self.best = torch.where(better, score, self.best)
+        return self._entry(int(torch.argmin(self.best)), -1)
+
+    def _penalty(self) -> torch.Tensor:
+        pen, stack = self.plan.penalty, self.stack
+        if not pen.active:
+            return torch.zeros(stack.n, dtype=self.model.dtype, device=self.model.device)
+        _, record = stack.model.run(stack.inputs(self.plan.train[0]), record=True)
+        return penalty(stack, record, pen) if record is not None else torch.zeros(stack.n)
+
+    def _entry(self, r: int, i: int) -> dict[str, float]:
+        """The history entry of restart ``r`` (current index) at recorded step ``i``."""
+        has_test = self.plan.test is not None
+        entry = {name: float(rows[i][r]) for name, rows in self.rows.items()}
+        entry["train_loss"], entry["test_loss"] = entry.pop("train"), entry.pop("test")
+        if not has_test:
+            entry["test_loss"] = math.nan
+        if self.plan.loss_fn is None:
+            entry["train_rmse"] = math.sqrt(max(entry["train_loss"], 0.0))
+            entry["test_rmse"] = math.sqrt(max(entry["test_loss"], 0.0)) if has_test else math.nan
+        return entry
+
+    def _cuttable(self) -> bool:
+        return not isinstance(self.optimizer, _TorchLBFGS)
+
+    def _cut(self) -> None:
+        """Go on with the ``plan.keep`` restarts of best validation loss so far: the ones
+        stuck in a plateau show it within the first steps."""
+        idx = torch.argsort(self.best)[: self.plan.keep].sort().values
+        keep = idx.tolist()
+        self.stack.set_theta(self.theta)
+        members = [fitcheck.member(self.model, self.stack, r) for r in keep]
+        self.stack = Stack(members)
+        self.objective = Objective(self.stack, self.plan.penalty, self.plan.loss_fn)
+        self.objective.set_batch(*self.batch)
+        self.theta = self.stack.theta()
+        self.optimizer.select(idx)
+        self.rows = {k: [row[idx] for row in v] for k, v in self.rows.items()}
+        self.best = self.best[idx]
+        self.best_state = [self.best_state[r] for r in keep]
+        self.kept = [self.kept[r] for r in keep]
+
+    # --- stalls ---------------------------------------------------------------------------------
+
+    def _check_stall(self, step: int) -> None:
+        """Warn once when the best training loss so far has improved by less than a relative
+        1e-3 over the last ``stall_window`` steps while far above the noise level."""
+        window, rows = self.plan.stall_window, self.rows["train"]
+        if self.warnings or len(rows) <= window:
+            return
+        best = torch.stack([row.min() for row in rows])  # best restart per step
+        now, then = float(best.min()), float(best[: len(rows) - window].min())
+        if not (math.isfinite(now) and then - now < 1e-3 * abs(then)):
+            return
+        level, floor = self._levels(now)
+        if level <= floor:
+            return
+        hint = "more restarts (restarts=16)" if self.stack.n > 1 else "fit(..., restarts=8)"
+        msg = (
+            f"training stalled at step {step}: the training {self.plan.loss_name} "
+            f"({level:.3g}) improved by less than 0.1% in {window} steps, far above the "
+            f"data's noise level ({floor / STALL_FACTOR:.2g}). Try {hint}, another seed "
+            "(MultKAN(..., seed=1)) or a wider hidden layer."
+        )
+        self.warnings.append(msg)
+        warnings.warn(msg, StallWarning, stacklevel=4)
+
+    def _levels(self, loss: float) -> tuple[float, float]:
+        """The loss in its reported unit and the level above which a plateau is a stall."""
+        if self.plan.loss_fn is None:
+            return math.sqrt(max(loss, 0.0)), STALL_FACTOR * self.plan.noise_level()
+        return loss, STALL_FACTOR * 1e-2 * float(self.rows["train"][0].min())
+
+    # --- the end --------------------------------------------------------------------------------
+
+    def finish(self) -> History:
+        """Load the kept restart into the model and return its history."""
+        if not self.rows["train"]:  # steps=0: nothing trained, nothing changed
+            return {"train_loss": [], "test_loss": [], "reg": [], "warnings": [], "restart": []}
+        if self.plan.patience:
+            r = int(torch.argmin(self.best))
+            state = self.best_state[r]
+        else:
+            r = int(torch.argmin(torch.nan_to_num(self.rows["test"][-1], nan=math.inf)))
+            state = None
+        fitcheck.load_member(self.model, self.stack, r, state)
+        history: History = {}
+        for i in range(len(self.rows["train"])):
+            for key, value in self._entry(r, i).items():
+                history.setdefault(key, []).append(value)
+        history["warnings"] = list(self.warnings)
+        history["restart"] = [self.kept[r]]
+        return history
+
+
+class _TorchLBFGS:
+    """torch's L-BFGS on the summed restart losses, for models too large for a dense Hessian
+    estimate; the loss is scaled to about 1 (:func:`kanpiler.numerics.loss_scale`)."""
+
+    def __init__(self, stack: Stack, objective: Objective, history_size: int) -> None:
+        self.stack, self.objective = stack, objective
+        self.opt = make_lbfgs(stack.params, lr=1.0, history_size=history_size)
+        self.scale = 0.0
+
+    def forget(self, curvature: bool = False) -> None:
+        self.scale = 0.0
+
+    def select(self, idx: torch.Tensor) -> None:
+        raise NotImplementedError("restarts are not cut with torch's L-BFGS")
+
+    def run(self, theta: torch.Tensor, evaluate: Callable, iterations: int) -> torch.Tensor:
+        stack, objective = self.stack, self.objective
+        stack.set_theta(theta)
+        if not self.scale:
+            with torch.no_grad():
+                self.scale = loss_scale(float(objective.values()[0].sum()))
+
+        def closure() -> torch.Tensor:
+            stack.grad_flat.zero_()
+            data, reg = objective.values()
+            total = (data + objective.pen.lamb * reg if objective.pen.active else data).sum()
+            (total * self.scale).backward()
+            return total * self.scale
+
+        self.opt.step(closure)
+        return stack.theta()
+
+
+def rmse(model: MultKAN, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Root mean squared error of ``model`` on ``(x, y)``."""
+    with torch.no_grad():
+        return float(torch.sqrt(torch.mean((model(x) - y) ** 2)))
 
 
 def regularization(
     model: MultKAN, record: Record, lamb_l1: float = 1.0, lamb_entropy: float = 2.0
 ) -> torch.Tensor:
-    """The KAN paper's penalty: L1 of edge magnitudes plus the entropy of their shares.
-
-    An edge's magnitude is the std of its numeric activation over the batch divided by the std
-    of its input (+0.1), as in pykan's ``edge_forward_spline_n``.
-    """
+    """The KAN paper's penalty of one model: L1 of edge magnitudes plus the entropy of their
+    shares. An edge's magnitude is the std of its numeric activation over the batch divided by
+    the std of its input (+0.1), as in pykan's ``edge_forward_spline_n``."""
     total = torch.zeros((), dtype=model.dtype, device=model.device)
     for acts, edge in zip(record.acts, record.spline_acts):
         if edge.shape[0] < 2:
@@ -53,225 +381,3 @@ def regularization(
         ent_out = -(share_out * torch.log2(share_out + 1e-4)).sum(dim=1).mean()
         total = total + lamb_l1 * scale.sum() + lamb_entropy * (ent_in + ent_out)
     return total
-
-
-def _check_data(model: MultKAN, x: torch.Tensor, y: torch.Tensor, what: str) -> None:
-    model.check_input(x)
-    if y.dim() != 2 or y.shape != (x.shape[0], model.n_outputs):
-        raise ShapeError(
-            f"{what}: targets must be ({x.shape[0]}, {model.n_outputs}), got {tuple(y.shape)}"
-        )
-    if y.dtype != x.dtype or y.device != x.device:
-        raise ShapeError(
-            f"{what}: targets are {y.dtype} on {y.device}, inputs {x.dtype} on {x.device}"
-        )
-
-
-def _check_options(steps: int, lr: float, threads: int | None) -> None:
-    if not (isinstance(steps, numbers.Integral) and steps >= 0):
-        raise ConfigError(f"steps must be an int >= 0, got {steps!r}")
-    if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
-        raise ConfigError(f"lr must be a finite number > 0, got {lr!r}")
-    if threads is not None and not (isinstance(threads, numbers.Integral) and threads >= 1):
-        raise ConfigError(f"threads must be an int >= 1 (or None), got {threads!r}")
-
-
-def _optimizer(name: str, params: list, lr: float, history: int | None) -> torch.optim.Optimizer:
-    if name == "LBFGS":
-        if history is None:  # a long memory is cheap for small models and converges much faster
-            history = 100 if sum(p.numel() for p in params) <= 100_000 else 10
-        if history < 1:
-            raise ConfigError(f"history_size must be >= 1, got {history}")
-        return make_lbfgs(params, lr=lr, history_size=history)
-    if name == "Adam":
-        return torch.optim.Adam(params, lr=lr)
-    raise ConfigError(f"unknown optimizer {name!r}; use 'LBFGS' or 'Adam'")
-
-
-def fit(
-    model: MultKAN,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    steps: int = 100,
-    opt: str = "LBFGS",
-    lr: float = 1.0,
-    batch: int = -1,
-    lamb: float = 0.0,
-    lamb_l1: float = 1.0,
-    lamb_entropy: float = 2.0,
-    update_grid: bool = True,
-    grid_update_num: int = 10,
-    start_grid_update_step: int = -1,
-    stop_grid_update_step: int = 50,
-    x_test: torch.Tensor | None = None,
-    y_test: torch.Tensor | None = None,
-    early_stopping: bool | int = False,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-    seed: int = 0,
-    progress: bool = True,
-    log: Callable[[int, dict[str, float]], Any] | None = None,
-    threads: int | None = None,
-    history_size: int | None = None,
-) -> History:
-    """Train ``model`` in place; return ``{"train_rmse", "test_rmse", "reg"}`` per step.
-
-    ``batch=-1`` uses all samples. ``lamb > 0`` adds ``lamb * regularization``. Grids are
-    updated from the current batch every ``stop_grid_update_step // grid_update_num`` steps
-    before ``stop_grid_update_step``. ``early_stopping`` (True = 20 steps, or an int patience)
-    stops when the test RMSE has not improved for that many steps and restores the best
-    weights. ``log(step, record)`` is called after every step. ``threads`` sets torch's CPU
-    thread count for the call (restored after): small models train fastest on one thread.
-    ``history_size`` is LBFGS's memory (default: 100 pairs for models of up to 100,000
-    trainable parameters, else 10); a long memory reaches a given loss in far fewer steps.
-    """
-    _check_options(steps, lr, threads)
-    _check_data(model, x, y, "training data")
-    has_test = x_test is not None and y_test is not None
-    if x_test is not None and y_test is not None:
-        _check_data(model, x_test, y_test, "test data")
-    patience = (20 if early_stopping is True else int(early_stopping)) if early_stopping else 0
-    if patience and not has_test:
-        raise ConfigError("early_stopping needs x_test and y_test")
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise FitError("the model has no trainable parameters (every requires_grad is False)")
-    run = _Run(
-        model=model, optimizer=_optimizer(opt, params, lr, history_size), opt=opt,
-        loss_fn=loss_fn or (lambda pred, target: torch.mean((pred - target) ** 2)),
-        lamb=(lamb, lamb_l1, lamb_entropy), patience=patience, log=log,
-        data=(x, y, x_test, y_test), gen=torch.Generator().manual_seed(int(seed)),
-        size=x.shape[0] if batch <= 0 or batch > x.shape[0] else int(batch),
-        grid=(update_grid, start_grid_update_step, stop_grid_update_step,
-              max(1, int(stop_grid_update_step / max(grid_update_num, 1)))),
-    )  # fmt: skip
-    from tqdm.auto import tqdm  # lazy: tqdm.auto probes for notebooks on import
-
-    bar = tqdm(range(steps), disable=not progress, desc="fit", leave=False)
-    old_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
-        for step in bar:
-            record = run.step(step)
-            if progress:
-                bar.set_postfix_str(
-                    f"train {record['train_rmse']:.2e} test {record['test_rmse']:.2e}"
-                )
-            if run.should_stop(step, record):
-                break
-    finally:
-        torch.set_num_threads(old_threads)
-    run.finish()
-    return run.history
-
-
-@dataclass
-class _Run:
-    """The state of one ``fit`` call: optimizer, data, schedule, history, best weights."""
-
-    model: MultKAN
-    optimizer: torch.optim.Optimizer
-    opt: str
-    loss_fn: Callable
-    lamb: tuple[float, float, float]
-    patience: int
-    log: Callable | None
-    data: tuple
-    gen: torch.Generator
-    size: int
-    grid: tuple[bool, int, int, int]
-    scale: float = 0.0
-    best: tuple = (math.inf, None, -1)
-    history: History = field(default_factory=lambda: {"train_rmse": [], "test_rmse": [], "reg": []})
-
-    def step(self, step: int) -> dict[str, float]:
-        x, y, x_test, y_test = self.data
-        n = x.shape[0]
-        ids = (
-            torch.randperm(n, generator=self.gen)[: self.size].to(x.device)
-            if self.size < n
-            else None
-        )
-        xb, yb = (x, y) if ids is None else (x[ids], y[ids])
-        update, start, stop, freq = self.grid
-        if update and self.model.has_grid and start <= step < stop and step % freq == 0:
-            self.model.update_grid(xb)
-        closure = _Closure(self.model, self.optimizer, self.loss_fn, xb, yb, *self.lamb)
-        if self.opt == "LBFGS":
-            self.scale = self.scale or _lbfgs_scale(closure)
-            closure.scale = self.scale
-        loss = self.optimizer.step(closure)  # type: ignore[arg-type]  # returns a tensor
-        if loss is not None and not bool(torch.isfinite(torch.as_tensor(loss))):
-            raise FitError(f"training diverged at step {step}: the loss is {float(loss)}")
-        record = _evaluate(self.model, x, y, x_test, y_test)
-        record["reg"] = closure.reg
-        for key in self.history:
-            self.history[key].append(record[key])
-        if self.log is not None:
-            self.log(step, record)
-        return record
-
-    def should_stop(self, step: int, record: dict[str, float]) -> bool:
-        if not self.patience:
-            return False
-        if record["test_rmse"] < self.best[0]:
-            self.best = (record["test_rmse"], _snapshot(self.model), step)
-            return False
-        return step - self.best[2] >= self.patience
-
-    def finish(self) -> None:
-        if self.patience and self.best[1] is not None:
-            self.model.load_state_dict(self.best[1])
-
-
-class _Closure:
-    """The loss of one batch (what LBFGS re-evaluates); remembers the last penalty."""
-
-    def __init__(self, model, optimizer, loss_fn, xb, yb, lamb, lamb_l1, lamb_entropy) -> None:
-        self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
-        self.xb, self.yb = xb, yb
-        self.lamb, self.lamb_l1, self.lamb_entropy = lamb, lamb_l1, lamb_entropy
-        self.reg = 0.0
-        self.scale = 1.0
-
-    def __call__(self) -> torch.Tensor:
-        self.optimizer.zero_grad()
-        pred, rec = self.model.run(self.xb, record=self.lamb > 0)
-        loss = self.loss_fn(pred, self.yb)
-        if self.lamb > 0:
-            reg = regularization(self.model, rec, self.lamb_l1, self.lamb_entropy)
-            self.reg = float(reg.detach())
-            loss = loss + self.lamb * reg
-        loss = loss * self.scale
-        loss.backward()
-        return loss
-
-
-def _lbfgs_scale(closure: _Closure) -> float:
-    """:func:`kanpiler.numerics.loss_scale` of the initial loss (an RMSE of 1e-4 would stall
-    unscaled LBFGS, e.g. after a grid extension)."""
-    with torch.no_grad():
-        pred, rec = closure.model.run(closure.xb, record=closure.lamb > 0)
-        loss = closure.loss_fn(pred, closure.yb)
-        if closure.lamb > 0:
-            loss = loss + closure.lamb * regularization(
-                closure.model, rec, closure.lamb_l1, closure.lamb_entropy
-            )
-    return loss_scale(float(loss))
-
-
-def _snapshot(model: MultKAN) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def rmse(model: MultKAN, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Root mean squared error of ``model`` on ``(x, y)``."""
-    with torch.no_grad():
-        return float(torch.sqrt(torch.mean((model(x) - y) ** 2)))
-
-
-def _evaluate(model, x, y, x_test, y_test) -> dict[str, float]:
-    train = rmse(model, x, y)
-    test = rmse(model, x_test, y_test) if x_test is not None and y_test is not None else math.nan
-    return {"train_rmse": train, "test_rmse": test}
