@@ -34,6 +34,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..errors import CheckpointError, KanpilerError
+from . import distributed
 from .config import DTYPES, FORMAT, FORMAT_VERSION, describe, from_description
 
 if TYPE_CHECKING:
@@ -80,8 +81,10 @@ def save(model: MultKAN, path: str | Path) -> None:
     place only when both are complete, the tensors first. The safetensors file is the unit of
     truth: it carries the JSON description in its metadata, so a kill between the two renames,
     or a reader beside a writer, sees either the old or the new model, never a torn one.
+    Under ``torch.distributed`` only rank 0 writes (every rank holds the same model).
     """
-
+    if not distributed.is_main():
+        return
     st_path, json_path = _paths(path)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     text = _signed_text(describe(model), _tensor_digest(state))
