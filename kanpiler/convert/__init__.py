@@ -12,6 +12,7 @@ compile).
 from __future__ import annotations
 
 from .autosym import SymbolicReport, auto_symbolic
+from .cleanup import round_constants
 from .constants import snap_constants
 from .extract import formula
 from .graph import to_graph
@@ -24,6 +25,7 @@ __all__ = [
     "auto_symbolic",
     "symbolic_pipeline",
     "snap_constants",
+    "round_constants",
     "tree",
     "skeleton",
     "SymbolicReport",

@@ -2,8 +2,8 @@
 
 In: a ``MultKAN`` (or its :func:`~kanpiler.convert.to_graph` graph) whose active edges are
 symbolic. Out: :func:`formula`, one SymPy expression per output (a list), in plain
-``sympy.Symbol``s named after ``model.variables``, constants snapped and simplified under a
-time bound. Stage: convert (``kanpiler.formula(model)`` is this function).
+``sympy.Symbol``s named after ``model.variables``, constants snapped and simplified by a
+work-bounded sequence of rewrites. Stage: convert (``kanpiler.formula(model)`` is this function).
 
 >>> import kanpiler
 >>> from kanpiler.runtime import MultKAN
@@ -17,8 +17,7 @@ time bound. Stage: convert (``kanpiler.formula(model)`` is this function).
 
 from __future__ import annotations
 
-import signal
-import threading
+import math
 from typing import Any
 
 import networkx as nx
@@ -26,16 +25,22 @@ import sympy
 import torch
 
 from .. import library
-from ..errors import KanpilerError
+from ..errors import KanpilerError, UnsupportedError
 from ..runtime import MultKAN
+from .cleanup import simplify_bounded
 from .constants import snap_constants
 from .graph import output_nodes, to_graph
 
-__all__ = ["formula", "graph_to_sympy", "bounded_simplify"]
+__all__ = ["formula", "graph_to_sympy", "bounded_simplify", "MAX_LAYERS"]
+
+#: deeper models are refused by :func:`formula` (SymPy recurses once per level)
+MAX_LAYERS = 60
 
 
 def _num(v: float) -> sympy.Expr:
     """An exact Integer for integral values (so ``1.0*`` never appears), else a Float."""
+    if not math.isfinite(float(v)):
+        raise KanpilerError(f"a node holds the non-finite parameter {v} and has no formula")
     return sympy.Integer(int(v)) if float(v).is_integer() else sympy.Float(v)
 
 
@@ -48,6 +53,12 @@ def _edge_expr(attrs: dict[str, Any], x: sympy.Expr, where: tuple) -> sympy.Expr
             "kanpiler.convert.symbolic_pipeline) first, or lock it with model.set_symbolic"
         )
     terms = attrs.get("terms") or [(attrs["fn"], attrs["a"], attrs["b"], attrs["c"])]
+    values = [v for t in terms for v in t[1:]] + [attrs["d"]]
+    if not all(math.isfinite(float(v)) for v in values):
+        raise KanpilerError(
+            f"edge (layer {attrs['layer']}, input {attrs['i']}, subnode {attrs['j']}) holds NaN "
+            "or infinite parameters (a diverged training?); it has no formula"
+        )
     out = [_num(c) * library.get(fn).to_sympy(_num(a) * x + _num(b)) for fn, a, b, c in terms]
     return sympy.Add(*out) + _num(attrs["d"])
 
@@ -81,49 +92,14 @@ def _rank(graph: nx.DiGraph, n: Any) -> int:
     return {"input": 0, "subnode": 0, "sum": 1, "mult": 1, "output": 2}[graph.nodes[n]["kind"]]
 
 
-class _Timeout(BaseException):
-    """Raised by the alarm; a BaseException so SymPy's ``except Exception`` cannot eat it."""
+def bounded_simplify(expr: sympy.Expr, timeout: float | None = None) -> sympy.Expr:
+    """Simplify ``expr`` by a fixed, size-bounded sequence of rewrites
+    (:func:`~kanpiler.convert.cleanup.simplify_bounded`); never a clock, thread or signal.
 
-
-def _with_alarm(fn: Any, timeout: float) -> Any:
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise _Timeout
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, timeout)
-    try:
-        return fn()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def _with_thread(fn: Any, timeout: float) -> Any:
-    box: list[Any] = []
-    worker = threading.Thread(target=lambda: box.append(fn()), daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if not box:
-        raise _Timeout
-    return box[0]
-
-
-def bounded_simplify(expr: sympy.Expr, timeout: float = 5.0) -> sympy.Expr:
-    """``sympy.simplify`` that gives up after ``timeout`` seconds and returns ``expr``.
-
-    On the main thread of a Unix process an interval timer interrupts SymPy; elsewhere the
-    work runs in a daemon thread that is abandoned on timeout. The simpler of the input and
-    the result (by ``count_ops``) is returned.
+    ``timeout`` is accepted for compatibility and ignored: the work is bounded by the
+    expression's size, so the result is the same on an idle and a loaded machine.
     """
-    if timeout <= 0:
-        return expr
-    alarm = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    try:
-        run = _with_alarm if alarm else _with_thread
-        out = run(lambda: sympy.simplify(expr), timeout)
-    except _Timeout:
-        return expr
-    return out if sympy.count_ops(out) <= sympy.count_ops(expr) else expr
+    return simplify_bounded(expr)
 
 
 def formula(
@@ -131,7 +107,7 @@ def formula(
     *,
     simplify: bool = True,
     snap: bool = True,
-    timeout: float = 5.0,
+    timeout: float | None = None,
     rtol: float | None = None,
     atol: float = 0.0,
 ) -> list[sympy.Expr]:
@@ -141,14 +117,22 @@ def formula(
     edge raises a ``KanpilerError`` saying to run ``auto_symbolic`` first). With ``snap``,
     floats within ``rtol`` of simple closed forms become exact (before and after
     simplification; by default ``1e-9`` for float64 models and ``1e-6`` otherwise: a closer
-    snap changes nothing the model's own precision could tell apart); with ``simplify``, each
-    output is simplified for at most ``timeout`` seconds. ``model`` may also be a graph from
+    snap changes nothing the model's own precision could tell apart; float noise such as the
+    ``1e-17`` of an exact cancellation goes and numeric factors merge first); with ``simplify``,
+    each output is simplified by :func:`bounded_simplify` (bounded by work, not time, so the
+    text is the same on any machine; ``timeout`` is ignored). ``model`` may also be a graph from
     :func:`to_graph` (then the float32 tolerance applies unless ``rtol`` is given). Floats
     with ``|v| <= atol`` become 0 (off by default: a compiled model's constants are exact).
 
     ``kanpiler.formula(model)`` is this function; ``kanpiler.to_sympy`` takes expressions and
     text only and points here for a model.
     """
+    depth = model.depth if isinstance(model, MultKAN) else 0
+    if depth > MAX_LAYERS:
+        raise UnsupportedError(
+            f"a model of {depth} layers is too deep to read as one SymPy expression (at most "
+            f"{MAX_LAYERS}); SymPy's algorithms recurse once per level"
+        )
     graph = model if isinstance(model, nx.DiGraph) else to_graph(model)
     if rtol is None:
         exact = isinstance(model, MultKAN) and model.dtype == torch.float64
