@@ -22,6 +22,7 @@ import argparse
 import importlib.util
 import math
 import platform
+import re
 import statistics
 import sys
 import time
@@ -296,37 +297,108 @@ def accuracy(seeds: int, steps: int, chosen: list[int] | None = None) -> list[tu
 
 
 def plot(rows: list[tuple], path: str) -> None:
+    """Test RMSE against trainable parameters: one panel per function, one line (or point)
+    per basis in kanpiler, grey crosses for the reference implementations."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fnames = list(dict.fromkeys(r[0] for r in rows))
-    fig, axes = plt.subplots(1, len(fnames), figsize=(4 * len(fnames), 3.6))
-    for ax, fname in zip(axes, fnames):
-        for fn_, name, n, err, rn, rerr in rows:
-            if fn_ != fname:
-                continue
-            ax.scatter(n, err, label=name, marker="o" if name != "mlp" else "s")
-            if rerr is not None:
-                ax.scatter(rn, rerr, marker="x", color="gray")
+    names = list(dict.fromkeys(r[1] for r in rows))
+    colors = {n: plt.get_cmap("tab20")(i % 20) for i, n in enumerate(names)}
+    fig, axes = plt.subplots(1, len(fnames), figsize=(4.2 * len(fnames), 3.8), squeeze=False)
+    for ax, fname in zip(axes[0], fnames):
+        for name in names:
+            pts = sorted((r[2], r[3]) for r in rows if r[0] == fname and r[1] == name)
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(xs, ys, marker="s" if name == "mlp" else "o", color=colors[name],
+                        label=name, ms=4)  # fmt: skip
+            refs = [(r[4], r[5]) for r in rows if r[0] == fname and r[1] == name and r[5]]
+            for rn, rerr in refs:
+                ax.scatter(rn, rerr, marker="x", color=colors[name])
         ax.set(xscale="log", yscale="log", title=fname, xlabel="trainable parameters")
-    axes[0].set_ylabel("test RMSE (x: reference code)")
-    axes[-1].legend(fontsize=7, loc="best")
+    axes[0][0].set_ylabel("test RMSE (o kanpiler, x reference code)")
+    axes[0][-1].legend(fontsize=7, loc="best", ncol=2)
     fig.tight_layout()
     fig.savefig(path)
 
 
+def sized(name: str, size: int) -> dict:
+    """Options giving about ``size`` functions per edge (``None`` for rational: fixed)."""
+    return {
+        "bspline": {"grid": size - 3},
+        "chebyshev": {"degree": size - 1},
+        "fourier": {"frequencies": max(1, (size - 1) // 2)},
+        "rbf": {"centers": size},
+        "mexican_hat": {"centers": size},
+        "morlet": {"centers": size},
+        "dog": {"centers": size},
+        "relu_kan": {"grid": size - 3},
+        "bsrbf": {"grid": size - 3},
+    }.get(name, {})
+
+
+def sweep(seeds: int, steps: int, sizes: tuple[int, ...] = (4, 6, 10, 16)) -> list[tuple]:
+    """Test RMSE against parameters on the first function, every basis at several sizes."""
+    fname, (dim, width, fn) = next(iter(FUNCTIONS.items()))
+    rows = []
+    for name in [n for n in BASES if n != "rational"] + ["mlp"]:
+        for size in sizes:
+            errs, count = [], 0
+            for seed in range(seeds):
+                gen = torch.Generator().manual_seed(seed)
+                x, xt = (torch.rand(1000, dim, generator=gen, dtype=torch.float64) * 2 - 1
+                         for _ in range(2))  # fmt: skip
+                if name == "mlp":
+                    ref = MultKAN(width, grid=size - 3, dtype=torch.float64)
+                    with torch.random.fork_rng():
+                        torch.manual_seed(seed)
+                        model = mlp(width, trainable(ref))
+                else:
+                    model = MultKAN(width, basis=BASES[name][0], seed=seed, dtype=torch.float64,
+                                    **sized(name, size))  # fmt: skip
+                count = trainable(model)
+                errs.append(train_rmse(model, (x, fn(x), xt, fn(xt)), steps))
+            rows.append((fname, name, count, statistics.median(errs), None, None))
+            print(f"  {fname:22s} {name:12s} params {count:5d} rmse {rows[-1][3]:.2e}", flush=True)
+    return rows
+
+
+ROW = re.compile(
+    r"^  (?P<f>.+?)\s{2,}(?P<name>\w+)\s+params\s+(?P<n>\d+) rmse (?P<e>\S+)"
+    r"(?:\s+reference params\s+(?P<rn>\d+) rmse (?P<re>\S+))?"
+)
+
+
+def read_rows(paths: list[str]) -> list[tuple]:
+    """Accuracy rows parsed back from this script's printed output (``--replot``)."""
+    rows = []
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            m = ROW.match(line)
+            if m:
+                rn, re_ = m["rn"], m["re"]
+                rows.append((m["f"].strip(), m["name"], int(m["n"]), float(m["e"]),
+                             int(rn) if rn else None, float(re_) if re_ else None))  # fmt: skip
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", choices=["speed", "accuracy", "all"], default="all")
+    ap.add_argument("--part", choices=["speed", "accuracy", "sweep", "all"], default="all")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--plot", default=None, help="write the RMSE-vs-parameters plot here")
     ap.add_argument("--functions", default=None, help="comma-separated indices into FUNCTIONS")
+    ap.add_argument("--replot", nargs="+", default=None, help="plot from saved output logs")
     args = ap.parse_args()
+    if args.replot:
+        plot(read_rows(args.replot), args.plot or "bases_rmse.png")
+        return
     torch.set_num_threads(args.threads)
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{args.threads} threads, references in {REF} "
@@ -338,6 +410,11 @@ def main() -> None:
         print(f"## accuracy (test RMSE, median of {args.seeds} seeds, {args.steps} L-BFGS steps)")
         chosen = None if args.functions is None else [int(i) for i in args.functions.split(",")]
         rows = accuracy(args.seeds, args.steps, chosen)
+        if args.plot:
+            plot(rows, args.plot)
+    if args.part == "sweep":
+        print(f"## sweep (test RMSE vs parameters, median of {args.seeds} seeds)")
+        rows = sweep(args.seeds, args.steps)
         if args.plot:
             plot(rows, args.plot)
 

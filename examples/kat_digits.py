@@ -7,7 +7,8 @@ the ViT is ``Linear -> GELU -> Linear``; KAT replaces it by two GR-KAN layers
 first rational initialised to the identity and the second to GELU, as KAT starts from a
 ViT. Both models have the same layout; the rationals add 2 x 8 x 10 coefficients per block.
 Training: AdamW, the same schedule, batch and seed for both; the test accuracy of each is
-printed. About a minute on two CPU cores.
+printed. A few minutes on one CPU core (seed 0, 40 epochs: ViT 0.986, KAT 0.975 on the 360
+test digits).
 
 Run: ``python examples/kat_digits.py [--epochs 40]``.
 """

@@ -22,6 +22,7 @@ from kanpiler.runtime.bases import (
     Rational,
     ReLUKAN,
     Wavelet,
+    fused,
     make_basis,
 )
 from kanpiler.runtime.bases.fused import reference_dense
@@ -185,7 +186,14 @@ def _with_coef(layer: KANLayer, coef: torch.Tensor, x: torch.Tensor) -> torch.Te
 
 @pytest.mark.parametrize(("name", "kw"), [s for s in SPECS if s[0] != "rational"],
                          ids=[i for i, s in zip(IDS, SPECS) if s[0] != "rational"])  # fmt: skip
-def test_fused_path_equals_plain_autograd(name: str, kw: dict) -> None:
+@pytest.mark.parametrize("native", [True, False], ids=["native", "torch"])
+def test_fused_path_equals_plain_autograd(
+    name: str, kw: dict, native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if native and fused.dense_kernel() is None:
+        pytest.skip("no C compiler for the native kernel")
+    if not native:
+        monkeypatch.setattr(fused, "dense_kernel", lambda: None)
     layer = KANLayer(4, 3, basis=make_basis(name, 4, dtype=F64, **kw), dtype=F64, seed=2)
     x = (torch.linspace(-1.3, 1.3, 40, dtype=F64).reshape(10, 4)).requires_grad_()
     x.data[0, 0], x.data[1, 1] = 1.0, -1.0  # the domain's ends

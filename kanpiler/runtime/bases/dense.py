@@ -98,6 +98,11 @@ class DenseBasis(Basis):
         """``(N, in)``: ``sum_j gcols[:, j] * dB_j/dx`` from the ``state`` of :meth:`fill`."""
         return contract(gcols, state[0])
 
+    def native_args(self, x: torch.Tensor) -> tuple | None:
+        """``(kind, a, b, r, c)`` for :func:`.native.dense_kernel` (contiguous tensors of
+        ``x``'s dtype), or ``None``: this family has no native kernel."""
+        return None
+
     def _place(self) -> None:
         """(Re)compute the per-input positions (centres, knots, frequencies) from ``domain``."""
 
@@ -242,6 +247,11 @@ def quantile_positions(x: torch.Tensor, n: int, grid_eps: float) -> torch.Tensor
     flat = (x.amax(0) - x.amin(0)) <= torch.finfo(x.dtype).eps * (1 + x.amin(0).abs())
     adaptive = torch.where(flat.unsqueeze(1), uniform, adaptive)
     return grid_eps * uniform + (1 - grid_eps) * adaptive
+
+
+def one(x: torch.Tensor, value: float = 0.0) -> torch.Tensor:
+    """A one-element tensor like ``x`` (an unused or scalar kernel argument)."""
+    return torch.full((1,), value, dtype=x.dtype, device=x.device)
 
 
 def contract(gcols: torch.Tensor, slopes: torch.Tensor) -> torch.Tensor:

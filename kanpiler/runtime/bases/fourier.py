@@ -24,7 +24,8 @@ from typing import Any
 import torch
 
 from ...errors import ConfigError
-from .dense import DenseBasis
+from . import native
+from .dense import DenseBasis, one
 
 
 class Fourier(DenseBasis):
@@ -79,6 +80,16 @@ class Fourier(DenseBasis):
         k = torch.arange(1, self.frequencies + 1, dtype=x.dtype, device=x.device)
         theta = ((x - centre) * omega).unsqueeze(-1) * k  # (N, in, K)
         return torch.cat([torch.ones_like(theta[..., :1]), theta.cos(), theta.sin()], dim=-1)
+
+    def native_args(self, x: torch.Tensor) -> tuple | None:
+        omega, centre = self.angular()
+        return (
+            native.FOURIER,
+            omega.contiguous().to(x.dtype),
+            centre.contiguous().to(x.dtype),
+            one(x),
+            one(x),
+        )
 
     def fill(self, x: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """cos of ``k theta`` for ``k = 0 .. K`` (the constant is ``k = 0``), then sin; the

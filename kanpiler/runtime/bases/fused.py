@@ -26,7 +26,9 @@ from typing import Any
 
 import torch
 
-from .dense import DenseBasis
+from . import native
+from .dense import DenseBasis, contract
+from .native import dense_kernel
 
 
 def _silu_grad(x: torch.Tensor) -> torch.Tensor:
@@ -59,6 +61,23 @@ def fusable(basis: Any) -> bool:
     )
 
 
+def _native_fill(x: torch.Tensor, feats: torch.Tensor, basis: DenseBasis):
+    """``(slopes,)`` after the native kernel wrote silu and the values into ``feats``, or
+    ``None`` (no kernel, another device or dtype, or a family without one)."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return None
+    args = basis.native_args(x)
+    kernel = dense_kernel() if args is not None else None
+    if kernel is None or args is None or x.numel() == 0:
+        return None
+    lo, hi = torch.aminmax(x)
+    if not bool((lo > -native.LIMIT) & (hi < native.LIMIT)):  # also False for NaN
+        return None
+    slopes = torch.empty(x.shape[0], basis.n_basis, x.shape[1], dtype=x.dtype, device=x.device)
+    kernel(args[0], x.contiguous(), feats, slopes, *args[1:])
+    return (slopes,)
+
+
 class FusedDense(torch.autograd.Function):
     """``[silu(x) | B(x)] @ W`` for a dense basis, with the backward described above."""
 
@@ -67,9 +86,12 @@ class FusedDense(torch.autograd.Function):
         n, n_in = x.shape
         nb = basis.n_basis
         feats = torch.empty(n, n_in * (nb + 1), dtype=x.dtype, device=x.device)
-        torch.ops.aten.silu.out(x, out=feats[:, :n_in])
         cols = feats[:, n_in:].view(n, nb, n_in)
-        state = basis.fill(x, cols)
+        state = _native_fill(x, feats, basis)
+        ctx.native = state is not None
+        if state is None:
+            torch.ops.aten.silu.out(x, out=feats[:, :n_in])
+            state = basis.fill(x, cols)
         ctx.basis = basis
         ctx.save_for_backward(x, weight, feats, *state)
         return feats @ weight
@@ -90,7 +112,10 @@ class FusedDense(torch.autograd.Function):
             gfeat = grad @ weight.t()
             gcols = gfeat[:, n_in:].view(n, basis.n_basis, n_in)
             cols = feats[:, n_in:].view(n, basis.n_basis, n_in)
-            gx = basis.grad_input(x, cols, gcols, state)
+            if ctx.native:
+                gx = contract(gcols, state[0])
+            else:
+                gx = basis.grad_input(x, cols, gcols, state)
             gx.addcmul_(gfeat[:, :n_in], _silu_grad(x))
         if ctx.needs_input_grad[1]:
             gw = feats.t() @ grad

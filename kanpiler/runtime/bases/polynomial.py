@@ -24,7 +24,8 @@ from typing import Any
 import torch
 
 from ...errors import ConfigError
-from .dense import DenseBasis, affine
+from . import native
+from .dense import DenseBasis, affine, one
 
 SQUASHES = ("tanh", "scale")
 
@@ -77,6 +78,13 @@ class Chebyshev(DenseBasis):
         for _ in range(2, self.degree + 1):
             cols.append(two_t * cols[-1] - cols[-2])
         return torch.stack(cols[: self.degree + 1], dim=-1)
+
+    def native_args(self, x: torch.Tensor) -> tuple | None:
+        lo, hi = self.domain[:, 0], self.domain[:, 1]
+        a = (2 / (hi - lo)).contiguous().to(x.dtype)
+        b = (-(lo + hi) / (hi - lo)).contiguous().to(x.dtype)
+        kind = native.CHEB_TANH if self.squash == "tanh" else native.CHEB_SCALE
+        return kind, a, b, one(x), one(x)
 
     def fill(self, x: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``T_j(t) = cos(j theta)`` with ``t = cos(theta)``, all ``j`` in one pass."""

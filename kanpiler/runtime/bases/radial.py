@@ -31,7 +31,8 @@ import torch
 
 from ...errors import ConfigError
 from ..basis import BSplineBasis, clip_local, extend_grid
-from .dense import DenseBasis, margin_positions, quantile_positions, sample_domain
+from . import native
+from .dense import DenseBasis, margin_positions, one, quantile_positions, sample_domain
 
 
 def neighbour_widths(centres: torch.Tensor, width: float) -> torch.Tensor:
@@ -131,6 +132,11 @@ class RBF(DenseBasis):
         left = mid[:, :1] - (mid[:, 1:2] - mid[:, :1]) * steps.flip(0)
         right = mid[:, -1:] + (mid[:, -1:] - mid[:, -2:-1]) * steps
         self._set_centres(torch.cat([left, mid, right], dim=1))
+
+    def native_args(self, x: torch.Tensor) -> tuple | None:
+        a = self.inv_width.t().contiguous().to(x.dtype)
+        b = (-self.centres * self.inv_width).t().contiguous().to(x.dtype)
+        return native.GAUSS, a, b, one(x), one(x)
 
     def fill(self, x: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Values ``exp(-u^2)`` and slopes ``-2 u exp(-u^2) / h``."""

@@ -23,7 +23,8 @@ from typing import Any
 import torch
 
 from ...errors import ConfigError
-from .dense import DenseBasis, sample_domain
+from . import native
+from .dense import DenseBasis, one, sample_domain
 
 
 class ReLUKAN(DenseBasis):
@@ -72,6 +73,17 @@ class ReLUKAN(DenseBasis):
         xe = x.unsqueeze(-1)
         bump = torch.relu(xe - start) * torch.relu(end - xe) * root_r
         return bump * bump
+
+    def native_args(self, x: torch.Tensor) -> tuple | None:
+        start, end, root_r = self.supports()
+        r = (root_r**2).reshape(-1).contiguous().to(x.dtype)
+        return (
+            native.RELU,
+            start.t().contiguous().to(x.dtype),
+            end.t().contiguous().to(x.dtype),
+            r,
+            one(x),
+        )
 
     def fill(self, x: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Values ``(a b sqrt(r))^2``; backward needs ``a``, ``b`` and ``p = a b``."""

@@ -31,7 +31,8 @@ from typing import Any
 import torch
 
 from ...errors import ConfigError
-from .dense import DenseBasis, margin_positions, sample_domain
+from . import native
+from .dense import DenseBasis, margin_positions, one, sample_domain
 
 MEXICAN_HAT_NORM = 2 / (math.sqrt(3) * math.pi**0.25)
 MORLET_OMEGA = 5.0
@@ -105,6 +106,17 @@ class Wavelet(DenseBasis):
     def values(self, x: torch.Tensor) -> torch.Tensor:
         t, inv_s = self.translations()
         return WAVELETS[self.kind]((x.unsqueeze(-1) - t) * inv_s)
+
+    def native_args(self, x: torch.Tensor) -> tuple | None:
+        t, inv_s = self.translations()
+        a = inv_s.t().expand(self.centers, -1).contiguous().to(x.dtype)
+        b = (-t.t() * inv_s.t()).contiguous().to(x.dtype)
+        kind, c = {
+            "mexican_hat": (native.MEXICAN_HAT, MEXICAN_HAT_NORM),
+            "morlet": (native.MORLET, MORLET_OMEGA),
+            "dog": (native.DOG, 0.0),
+        }[self.kind]
+        return kind, a, b, one(x), one(x, c)
 
     def fill(self, x: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Values and slopes from ``u`` and the Gaussian envelope ``e = exp(-u^2 / 2)``."""

@@ -1,0 +1,226 @@
+"""A native kernel for the dense bases' fused forward, compiled on first use (optional).
+
+In: inputs ``x (N, in)`` (float32 or float64, contiguous, CPU), a family code and its
+per-input or per-function parameters. Out: ``silu(x)`` and the basis values written into the
+fused feature matrix ``(N, in * (nb + 1))`` (basis-major, see :mod:`.fused`) and the slopes
+``dB_j/dx`` into ``(N, nb, in)``, in one loop per row. Stage: runtime.
+
+Eager torch needs ten or more passes over ``(N, nb, in)`` tensors for the same work. The code
+is built with ``-ffast-math`` (vectorised ``exp``), which assumes finite values: callers pass
+only finite, moderate inputs (:data:`LIMIT`) and keep the torch path for the rest. The C
+source is compiled with the system C compiler (as :mod:`kanpiler.runtime.native` does, with
+the same ``KANPILER_NATIVE=0`` switch) into a temporary directory deleted once the library is
+loaded; without a compiler :func:`dense_kernel` returns ``None`` and the bases keep their torch
+path, which computes the same values.
+
+>>> k = dense_kernel()
+>>> k is None or callable(k)
+True
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+from ..native import compiler
+
+__all__ = ["dense_kernel", "GAUSS", "MEXICAN_HAT", "MORLET", "DOG", "RELU", "CHEB_TANH",
+           "CHEB_SCALE", "FOURIER"]  # fmt: skip
+
+GAUSS, MEXICAN_HAT, MORLET, DOG, RELU, CHEB_TANH, CHEB_SCALE, FOURIER = range(8)
+
+_SOURCE = r"""
+#include <math.h>
+#include <stdint.h>
+
+/* kind 0-3: u = x a[j,i] + b[j,i]; value f(u), slope f'(u) a[j,i].
+   kind 4 (ReLU-KAN): p = relu(x - a[j,i]) relu(b[j,i] - x); value r p^2, slope 2 r p (q - l).
+   kind 5/6 (Chebyshev, tanh / clamped scaling): s = x a[i] + b[i]; T_j of t(s).
+   kind 7 (Fourier): theta = (x - b[i]) a[i]; 1, cos(k theta), sin(k theta).
+   c[0] holds the wavelet norm / Morlet omega; r[i] the ReLU-KAN scale. */
+#define DEFINE(T, SUF, EXP, COS, SIN, TANH)                                                     \
+void dense_##SUF(const T *x, T *feats, T *slopes, const T *a, const T *b, const T *r,          \
+                 const T *c, int64_t kind, int64_t n0, int64_t n1, int64_t n_in, int64_t nb) {  \
+    const int64_t cols = n_in * (nb + 1);                                                       \
+    for (int64_t n = n0; n < n1; ++n) {                                                         \
+        const T *xr = x + n * n_in;                                                             \
+        T *fr = feats + n * cols, *sr = slopes + n * nb * n_in;                                 \
+        for (int64_t i = 0; i < n_in; ++i) fr[i] = xr[i] / ((T)1 + EXP(-xr[i]));                \
+        for (int64_t j = 0; kind <= 3 && j < nb; ++j) {                                         \
+            const T *aj = a + j * n_in, *bj = b + j * n_in;                                     \
+            T *fj = fr + n_in + j * n_in, *sj = sr + j * n_in;                                  \
+            const T c0 = c[0];                                                                  \
+            if (kind == 0) {                                                                    \
+                for (int64_t i = 0; i < n_in; ++i) {                                            \
+                    T u = xr[i] * aj[i] + bj[i], v = EXP(-u * u);                               \
+                    fj[i] = v; sj[i] = (T)-2 * u * v * aj[i];                                   \
+                }                                                                               \
+            } else if (kind == 1) {                                                             \
+                for (int64_t i = 0; i < n_in; ++i) {                                            \
+                    T u = xr[i] * aj[i] + bj[i], u2 = u * u, e = c0 * EXP((T)-0.5 * u2);        \
+                    fj[i] = ((T)1 - u2) * e; sj[i] = u * (u2 - (T)3) * e * aj[i];               \
+                }                                                                               \
+            } else if (kind == 2) { /* three loops: each vectorises (cos, sin, exp) */          \
+                for (int64_t i = 0; i < n_in; ++i) fj[i] = COS(c0 * (xr[i] * aj[i] + bj[i]));   \
+                for (int64_t i = 0; i < n_in; ++i) sj[i] = SIN(c0 * (xr[i] * aj[i] + bj[i]));   \
+                for (int64_t i = 0; i < n_in; ++i) {                                            \
+                    T u = xr[i] * aj[i] + bj[i], e = EXP((T)-0.5 * u * u), cw = fj[i];          \
+                    fj[i] = cw * e; sj[i] = -(c0 * sj[i] + u * cw) * e * aj[i];                 \
+                }                                                                               \
+            } else {                                                                            \
+                for (int64_t i = 0; i < n_in; ++i) {                                            \
+                    T u = xr[i] * aj[i] + bj[i], u2 = u * u, e = EXP((T)-0.5 * u2);             \
+                    fj[i] = -u * e; sj[i] = (u2 - (T)1) * e * aj[i];                            \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+        if (kind == 4) {                                                                        \
+            for (int64_t j = 0; j < nb; ++j) {                                                  \
+                const T *aj = a + j * n_in, *bj = b + j * n_in;                                 \
+                T *fj = fr + n_in + j * n_in, *sj = sr + j * n_in;                              \
+                for (int64_t i = 0; i < n_in; ++i) {                                            \
+                    T l = xr[i] - aj[i], q = bj[i] - xr[i];                                     \
+                    l = l > 0 ? l : 0; q = q > 0 ? q : 0;                                       \
+                    T p = l * q;                                                                \
+                    fj[i] = r[i] * p * p; sj[i] = (T)2 * r[i] * p * (q - l);                    \
+                }                                                                               \
+            }                                                                                   \
+        } else if (kind == 5 || kind == 6) {                                                    \
+            T *t = sr, *dt = sr + n_in; /* rows 0, 1 of the slopes are set last */              \
+            for (int64_t i = 0; i < n_in; ++i) {                                                \
+                T sv = xr[i] * a[i] + b[i], sc = sv < -20 ? -20 : (sv > 20 ? 20 : sv);     \
+                if (kind == 5) {                                                                \
+                    T tv = (T)1 - (T)2 / (EXP((T)2 * sc) + (T)1);                               \
+                    t[i] = tv; dt[i] = ((T)1 - tv * tv) * a[i];                                 \
+                } else {                                                                        \
+                    T tv = sv < -1 ? -1 : (sv > 1 ? 1 : sv);                                    \
+                    t[i] = tv; dt[i] = (sv >= -1 && sv <= 1) ? a[i] : 0;                        \
+                }                                                                               \
+            }                                                                                   \
+            T *f0 = fr + n_in;                                                                  \
+            for (int64_t i = 0; i < n_in; ++i) f0[i] = 1;                                       \
+            if (nb > 1) for (int64_t i = 0; i < n_in; ++i) f0[n_in + i] = t[i];                 \
+            /* slopes: T'_j in rows j >= 2 (scaled by dt below), built from T'_0 = 0, T'_1 = 1 */ \
+            for (int64_t j = 2; j < nb; ++j) {                                                  \
+                T *fj = f0 + j * n_in, *sj = sr + j * n_in;                                     \
+                const T *f1 = fj - n_in, *f2 = fj - 2 * n_in;                                   \
+                const T *s1 = sj - n_in, *s2 = sj - 2 * n_in;                                   \
+                for (int64_t i = 0; i < n_in; ++i) {                                            \
+                    T d1 = j == 2 ? (T)1 : s1[i], d2 = j <= 3 ? (T)0 : s2[i];                  \
+                    if (j == 3) d2 = (T)1;                                                      \
+                    fj[i] = (T)2 * t[i] * f1[i] - f2[i];                                        \
+                    sj[i] = (T)2 * f1[i] + (T)2 * t[i] * d1 - d2;                               \
+                }                                                                               \
+            }                                                                                   \
+            for (int64_t j = 2; j < nb; ++j)                                                    \
+                for (int64_t i = 0; i < n_in; ++i) sr[j * n_in + i] *= dt[i];                   \
+            for (int64_t i = 0; i < n_in; ++i) { if (nb > 1) sr[n_in + i] = dt[i]; sr[i] = 0; } \
+        } else if (kind == 7) {                                                                 \
+            const int64_t K = (nb - 1) / 2;                                                     \
+            T *c1 = sr, *s1 = sr + n_in; /* scratch in the slope rows 0 and 1, set last */      \
+            for (int64_t i = 0; i < n_in; ++i) {                                                \
+                T th = (xr[i] - b[i]) * a[i];                                                   \
+                c1[i] = COS(th);                                                                \
+            }                                                                                   \
+            for (int64_t i = 0; i < n_in; ++i) {                                                \
+                T th = (xr[i] - b[i]) * a[i];                                                   \
+                s1[i] = SIN(th);                                                                \
+            }                                                                                   \
+            T *f0 = fr + n_in;                                                                  \
+            for (int64_t i = 0; i < n_in; ++i) {                                                \
+                f0[i] = 1; f0[n_in + i] = c1[i]; f0[(K + 1) * n_in + i] = s1[i];               \
+            }                                                                                   \
+            for (int64_t k = 2; k <= K; ++k) {                                                  \
+                T *ck = f0 + k * n_in, *sk = f0 + (K + k) * n_in;                               \
+                const T *cp = ck - n_in, *sp = sk - n_in;                                       \
+                for (int64_t i = 0; i < n_in; ++i) {                                            \
+                    ck[i] = cp[i] * c1[i] - sp[i] * s1[i];                                      \
+                    sk[i] = sp[i] * c1[i] + cp[i] * s1[i];                                      \
+                }                                                                               \
+            }                                                                                   \
+            for (int64_t k = 1; k <= K; ++k) {                                                  \
+                const T *ck = f0 + k * n_in, *sk = f0 + (K + k) * n_in;                         \
+                T *dc = sr + k * n_in, *ds = sr + (K + k) * n_in;                               \
+                for (int64_t i = 0; i < n_in; ++i) {                                            \
+                    dc[i] = -(T)k * a[i] * sk[i]; ds[i] = (T)k * a[i] * ck[i];                  \
+                }                                                                               \
+            }                                                                                   \
+            for (int64_t i = 0; i < n_in; ++i) sr[i] = 0;                                       \
+        }                                                                                       \
+    }                                                                                           \
+}
+
+DEFINE(float, f32, expf, cosf, sinf, tanhf)
+DEFINE(double, f64, exp, cos, sin, tanh)
+"""
+
+_PTR, _I64 = ctypes.c_void_p, ctypes.c_int64
+_LOCK = threading.Lock()
+_STATE: dict[str, object] = {}
+#: inputs of larger magnitude (or not finite) take the torch path
+LIMIT = 1e6
+#: feature elements per thread below which a call stays in the calling thread
+WORK_PER_THREAD = 1 << 18
+
+
+def dense_kernel() -> Callable[..., None] | None:
+    """``fill(kind, x, feats, slopes, a, b, r, c)`` (all contiguous tensors of ``x``'s dtype),
+    built on the first call; ``None`` when it cannot be had."""
+    if "fill" not in _STATE:
+        with _LOCK:
+            if "fill" not in _STATE:
+                _STATE["fill"] = _load()
+    return _STATE["fill"]  # type: ignore[return-value]
+
+
+def _load() -> Callable[..., None] | None:
+    cc = compiler()
+    if os.environ.get("KANPILER_NATIVE", "1") == "0" or cc is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="kanpiler-bases-") as tmp:
+        src, lib = Path(tmp) / "dense.c", Path(tmp) / "dense.so"
+        src.write_text(_SOURCE)
+        cmd = [cc, "-O3", "-march=native", "-ffast-math", "-shared", "-fPIC", str(src)]
+        try:
+            done = subprocess.run([*cmd, "-o", str(lib), "-lm"], capture_output=True, timeout=60)
+            if done.returncode != 0:
+                return None
+            handle = ctypes.CDLL(str(lib))  # stays mapped after the file is deleted
+        except (OSError, subprocess.SubprocessError):
+            return None
+    funcs = {}
+    for dtype, suffix in ((torch.float32, "f32"), (torch.float64, "f64")):
+        fn = getattr(handle, f"dense_{suffix}")
+        fn.restype = None
+        fn.argtypes = [_PTR] * 7 + [_I64] * 5
+        funcs[dtype] = fn
+    return _binder(funcs)
+
+
+def _binder(funcs: dict) -> Callable[..., None]:
+    pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
+
+    def fill(kind: int, x, feats, slopes, a, b, r, c) -> None:
+        n, n_in = x.shape
+        nb = feats.shape[1] // max(n_in, 1) - 1
+        fn = funcs[x.dtype]
+        args = [t.data_ptr() for t in (x, feats, slopes, a, b, r, c)]
+        parts = max(1, min(torch.get_num_threads(), n * feats.shape[1] // WORK_PER_THREAD, n))
+        step = -(-n // parts)
+        spans = [(s, min(n, s + step)) for s in range(0, n, step)]
+        calls = [lambda s=s, e=e: fn(*args, kind, s, e, n_in, nb) for s, e in spans]
+        if len(calls) == 1:
+            calls[0]()
+        else:
+            list(pool.map(lambda f: f(), calls))
+
+    return fill
