@@ -134,12 +134,12 @@ def errors(model: nn.Module, exact, x: torch.Tensor) -> tuple[float, float]:
     return mse, h1
 
 
-def run_kan(width, grids, steps, problem, weight, seed=0):
+def run_kan(width, grids, steps, problem, weight, seed=0, update=False):
     box, residual, points, edge, exact, per_axis = problem
     model = MultKAN(width, grid=grids[0], k=3, dtype=F64, seed=seed)
     xt = test_points(box, per_axis)
     cond = Condition(edge, value=exact, weight=weight)
-    stages = [Stage("lbfgs", steps, grid=g) for g in grids]
+    stages = [Stage("lbfgs", steps, grid=g, update_grid=update) for g in grids]
     res = solve(model, residual, box, [cond], points=points, stages=stages, test=(xt, exact(xt)))
     rows = []
     for s in res.stages:
@@ -265,6 +265,8 @@ def main() -> None:
     ap.add_argument("--weight", type=float, default=1000.0, help="boundary/initial weight")
     ap.add_argument("--pykan-steps", type=int, default=50, help="0 skips pykan")
     ap.add_argument("--pykan-only", action="store_true", help="only pykan's recipe")
+    ap.add_argument("--kan-only", default=None, help="only this KAN width, e.g. 2,2,1 (no MLP)")
+    ap.add_argument("--update-grid", action="store_true", help="KAN knots follow activations")
     ap.add_argument("--no-engines", action="store_true", help="skip the derivative timing")
     ap.add_argument("--plot", default=None, help="write the loglog figure here")
     args = ap.parse_args()
@@ -278,21 +280,27 @@ def main() -> None:
     for name in args.problems.split(","):
         problem = PROBLEMS[name](args.mesh)
         rows, budget = [], None
-        for label, width in [] if args.pykan_only else MODELS[name]:
-            stages, mse, h1, secs = run_kan(width, grids, args.steps, problem, args.weight)
+        models = [] if args.pykan_only else MODELS[name]
+        if args.kan_only:
+            width = [int(v) for v in args.kan_only.split(",")]
+            models = [(f"KAN {width}".replace(" ", ""), width)]
+        for label, width in models:
+            stages, mse, h1, secs = run_kan(
+                width, grids, args.steps, problem, args.weight, update=args.update_grid
+            )
             budget = budget or secs
             curves[label] = stages
             for s in stages[:-1]:
                 rows.append((f"{label} G={s['grid']}", s["params"], s["mse"], "", s["seconds"]))
             rows.append((f"{label} G={stages[-1]['grid']}", stages[-1]["params"], mse,
                          f"{h1:.2e}", secs))  # fmt: skip
-        if not args.pykan_only:
+        if not (args.pykan_only or args.kan_only):
             widths = MLPS[name]
             params, mse, h1, secs, steps = run_mlp(widths, budget, problem, args.weight)
             curves[f"MLP {widths}"] = [{"params": params, "mse": mse}]
             label = f"MLP {widths} tanh, {steps} LBFGS steps"
             rows.append((label, params, mse, f"{h1:.2e}", secs))
-        if name == "poisson" and args.pykan_steps > 0:
+        if name == "poisson" and args.pykan_steps > 0 and not args.kan_only:
             for s in run_pykan(args.pykan_steps):
                 note = f" ({s['error']})" if "error" in s else ""
                 rows.append((f"pykan [2,2,1] tutorial G={s['grid']}{note}", s["params"], s["mse"],
