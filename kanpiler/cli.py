@@ -66,32 +66,83 @@ def _convert_cmd(args: argparse.Namespace) -> None:
 def _tree_cmd(args: argparse.Namespace) -> None:
     import torch
 
+    from .runtime.domain import evaluate
+
     model = kanpiler.load(args.model)
     dtype = next(model.parameters()).dtype
     x = torch.as_tensor(_read_data(args.data, list(model.variables)), dtype=dtype)
+    evaluate(model, x)  # a DomainError when points leave the model's domain
     result = kanpiler.tree(model, x, variables=list(model.variables))
     print(result.graph.get("skeleton", result) if hasattr(result, "graph") else result)
     _write_drawing(result, args)
 
 
 def _read_data(path: str, variables: list[str]) -> Any:
-    """Points from .npy or .csv (a header row naming the variables is optional)."""
-    import numpy as np
-
+    """Points from .npy or .csv (a header row naming the variables is optional): a finite,
+    non-empty float array with one column per variable, else a ``KanpilerError``."""
     file = Path(path)
     if not file.is_file():
         raise KanpilerError(f"data file {path!r} not found")
-    if file.suffix == ".npy":
-        return np.load(file, allow_pickle=False)
-    if file.suffix != ".csv":
+    if file.suffix not in (".npy", ".csv"):
         raise KanpilerError(f"data file {path!r}: use a .csv or .npy file")
-    first = file.read_text(encoding="utf-8").splitlines()[0].split(",")
+    data = _read_npy(file) if file.suffix == ".npy" else _read_csv(file, variables)
+    return _checked_points(data, path, variables)
+
+
+def _read_npy(file: Path) -> Any:
+    import numpy as np
+
+    try:
+        return np.load(file, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:  # object arrays, garbage, truncated files
+        raise KanpilerError(f"data file {str(file)!r} is not a numeric .npy array: {err}") from None
+
+
+def _read_csv(file: Path, variables: list[str]) -> Any:
+    import numpy as np
+
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise KanpilerError(f"data file {str(file)!r} is not UTF-8 text") from None
+    if not lines or not lines[0].strip():
+        raise KanpilerError(f"data file {str(file)!r} is empty")
+    first = [c.strip() for c in lines[0].split(",")]
     header = not _is_number(first[0])
-    data = np.loadtxt(file, delimiter=",", skiprows=int(header), ndmin=2)
-    if header and set(variables) <= {c.strip() for c in first}:
-        columns = [c.strip() for c in first]
-        data = data[:, [columns.index(v) for v in variables]]
+    if len(lines) <= header:
+        raise KanpilerError(f"data file {str(file)!r} holds no data rows")
+    try:
+        data = np.loadtxt(lines, delimiter=",", skiprows=int(header), ndmin=2, dtype=float)
+    except ValueError as err:
+        raise KanpilerError(
+            f"data file {str(file)!r}: not comma-separated numbers: {err}"
+        ) from None
+    if header and set(variables) <= set(first) and data.size:
+        data = data[:, [first.index(v) for v in variables]]
     return data
+
+
+def _checked_points(data: Any, path: str, variables: list[str]) -> Any:
+    import numpy as np
+
+    if data.dtype.kind not in "iuf" or data.ndim != 2:
+        raise KanpilerError(
+            f"data file {path!r}: need a 2-D array of numbers, got {data.dtype} of shape "
+            f"{data.shape}"
+        )
+    if data.shape[0] == 0 or data.shape[1] != len(variables):
+        raise KanpilerError(
+            f"data file {path!r}: need rows of {len(variables)} values ({', '.join(variables)}), "
+            f"got shape {data.shape}"
+        )
+    bad = ~np.isfinite(data)
+    if bad.any():
+        row, col = (int(v) for v in np.argwhere(bad)[0])
+        raise KanpilerError(
+            f"data file {path!r}: {int(bad.sum())} NaN or infinite values (first at row {row}, "
+            f"column {col})"
+        )
+    return data.astype(float)
 
 
 def _is_number(text: str) -> bool:
@@ -169,9 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0, or 2 on a ``KanpilerError``)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if getattr(args, "variables", None) is not None:
         args.variables = [v for v in args.variables.replace(",", " ").split() if v]
+        if not args.variables:
+            parser.error("--variables: give at least one name, e.g. --variables x,y")
     try:
         args.run(args)
     except (KanpilerError, OSError) as err:

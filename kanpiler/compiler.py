@@ -108,6 +108,7 @@ def compile(
     dtype, device = _options(dtype, device)
     steps: list | None = [] if trace else None
     layout = lower(formula, variables, trace=steps)
+    check_constants(layout, dtype)
     model = build_model(layout, dtype, device, grid=grid, k=k, basis=basis)
     if check:
         check_build(model, layout)
@@ -156,9 +157,43 @@ def _options(dtype: Any, device: Any) -> tuple[torch.dtype, torch.device | None]
             f"dtype must be a floating torch dtype such as torch.float64, got {dtype!r}"
         )
     try:
-        return dtype, None if device is None else torch.device(device)
+        dev = None if device is None else torch.device(device)
     except (RuntimeError, TypeError) as err:
         raise CompileError(f"device {device!r} is not a torch device: {err}") from None
+    if dev is not None and dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (dev.index or 0) >= count:
+            raise CompileError(
+                f"device {device!r} is not available: this machine has {count} CUDA device(s)"
+            )
+    return dtype, dev
+
+
+def _constants(layout: Layout) -> list[tuple[float, str]]:
+    """Every number of the layout, with where it sits."""
+    out = [(v, f"subnode bias of layer {li}") for li, vs in enumerate(layout.subnode_bias)
+           for v in vs]  # fmt: skip
+    for li, es in enumerate(layout.edges):
+        out += [(v, f"edge {e.i}->{e.j} of layer {li} ({e.fn})")
+                for e in es for v in (e.a, e.b, e.c, e.d)]  # fmt: skip
+    for li, nodes in enumerate(layout.nodes[1:]):
+        out += [(v, f"node {n} of layer {li + 1}") for n, node in enumerate(nodes)
+                for v in (node.scale, node.bias)]  # fmt: skip
+    return out
+
+
+def check_constants(layout: Layout, dtype: torch.dtype) -> None:
+    """Every constant of the layout is held by ``dtype``: none overflows to infinity or
+    underflows to zero (``1e300`` or ``1e-50`` in float32); else a :class:`CompileError`
+    that suggests float64."""
+    info = torch.finfo(dtype)
+    for v, where in _constants(layout):
+        if v != 0 and not info.tiny <= abs(v) <= info.max:
+            raise CompileError(
+                f"the constant {v:g} ({where}) does not fit {str(dtype)[6:]}, which holds "
+                f"magnitudes from {info.tiny:.3g} to {info.max:.3g}; compile with "
+                "dtype=torch.float64"
+            )
 
 
 def self_check(model: MultKAN, layout: Layout, n: int = 8, seed: int = 0) -> None:
@@ -180,4 +215,12 @@ def self_check(model: MultKAN, layout: Layout, n: int = 8, seed: int = 0) -> Non
         )
 
 
-__all__ = ["compile", "lower", "build_model", "check_build", "self_check", "PASSES"]
+__all__ = [
+    "compile",
+    "lower",
+    "build_model",
+    "check_build",
+    "check_constants",
+    "self_check",
+    "PASSES",
+]

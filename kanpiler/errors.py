@@ -81,6 +81,11 @@ class ConfigError(KanpilerError, ValueError):
     count, an object of the wrong kind); names the option, the value and what is accepted."""
 
 
+class DomainError(KanpilerError, ValueError):
+    """Inputs outside a model's domain (``log`` of a negative number, ``1/x`` at 0, ...) in a
+    checked evaluation; names how many points, the first of them and the domain."""
+
+
 class FitError(KanpilerError):
     """A numerical solve or training step failed (e.g. a least-squares system)."""
 
@@ -102,6 +107,7 @@ __all__ = [
     "VerifyError",
     "ShapeError",
     "ConfigError",
+    "DomainError",
     "FitError",
     "CheckpointError",
     "RenderError",

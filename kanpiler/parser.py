@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import sys
 from collections.abc import Iterable
 from contextvars import ContextVar
 from fractions import Fraction
@@ -28,7 +29,13 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from . import library
-from .errors import ConfigError, FormulaSyntaxError, KanpilerError, UnknownFunctionError
+from .errors import (
+    ConfigError,
+    FormulaSyntaxError,
+    KanpilerError,
+    UnknownFunctionError,
+    UnsupportedError,
+)
 from .ir import Expr, Op, const, is_name, named
 from .reader import from_sympy
 
@@ -90,6 +97,12 @@ class _ToIR(Transformer):
         if not math.isfinite(value):
             raise _Refused(
                 f"number {_short(tok)} is out of range", tok, "finite float64 values only"
+            )
+        if value == 0 and any(c in "123456789" for c in tok.lower().split("e")[0]):
+            raise _Refused(
+                f"number {_short(tok)} is too small: it rounds to 0 in float64",
+                tok,
+                "nonzero float64 values are at least 5e-324 in size",
             )
         return Expr(Op.CONST, (), value)
 
@@ -208,8 +221,9 @@ def parse(text: Any, variables: Iterable[str] | str | None = None) -> Expr:
 
 
 def _parse_object(obj: Any) -> Expr:
-    if type(obj).__module__.startswith("sympy"):
-        return from_sympy(obj)
+    sympy = sys.modules.get("sympy")
+    if sympy is not None and isinstance(obj, sympy.Basic):  # f(x) of an undefined f too
+        return _depth_checked(from_sympy(obj))
     if isinstance(obj, bool) or not isinstance(obj, numbers.Real):
         raise ConfigError(
             f"cannot parse a {type(obj).__name__}; give formula text, an Expr or a SymPy expression"
@@ -218,6 +232,16 @@ def _parse_object(obj: Any) -> Expr:
         return const(obj)
     # numpy scalars: np.int64 is Integral, np.float64 a float subclass; store plain numbers
     return const(int(obj) if isinstance(obj, numbers.Integral) else float(obj))
+
+
+def _depth_checked(expr: Expr) -> Expr:
+    """SymPy input nests no deeper than text input may (:data:`MAX_DEPTH`)."""
+    if expr.depth > MAX_DEPTH:
+        raise UnsupportedError(
+            f"SymPy expression nests too deeply ({expr.depth} levels, at most {MAX_DEPTH}, "
+            "as for formula text)"
+        )
+    return expr
 
 
 def _declared(variables: Iterable[str] | str | None) -> frozenset[str]:

@@ -81,6 +81,7 @@ LAZY_INTERNAL = {
             "kanpiler.printing",
             "kanpiler.views",
             "kanpiler._version",
+            "kanpiler.runtime.domain",
         }
     ),  # fmt: skip
 }

@@ -158,6 +158,12 @@ def _prepare(f: Any, X: Any, max_samples: int, seed: int) -> torch.Tensor:
     X = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X)
     if X.dim() != 2 or X.shape[0] == 0:
         raise ShapeError(f"tree: X must be a non-empty (N, n_vars) array, got {tuple(X.shape)}")
+    if X.is_floating_point() and not bool(torch.isfinite(X).all()):
+        row, col = (int(v) for v in torch.nonzero(~torch.isfinite(X))[0])
+        raise ShapeError(
+            f"tree: X holds {int((~torch.isfinite(X)).sum())} NaN or infinite values "
+            f"(first at row {row}, column {col}); the derivative tests need finite points"
+        )
     param = next(iter(f.parameters()), None) if isinstance(f, torch.nn.Module) else None
     if param is not None:
         X = X.to(device=param.device, dtype=param.dtype)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..errors import ShapeError
 from .config import model_config
 from .structure import Record
 
@@ -39,7 +40,23 @@ def node_to_subnode(model: MultKAN, li: int, score: torch.Tensor) -> torch.Tenso
 def attribute(model: MultKAN, x: torch.Tensor | None = None) -> dict[str, list[torch.Tensor]]:
     """``{"node_scores": [per node layer], "subnode_scores": [per node layer >= 1],
     "edge_scores": [per KAN layer, (in, out)]}`` averaged over the outputs."""
-    return _scores(model, model.record(x))
+    return _scores(model, _finite_record(model, x))
+
+
+def _finite_record(model: MultKAN, x: torch.Tensor | None) -> Record:
+    """``model.record(x)``, refused when it holds NaN or infinite values: their scores would
+    prune at random."""
+    rec = model.record(x)
+    source = "x" if x is not None else "the cached activations"
+    if not bool(torch.isfinite(rec.acts[0]).all()):
+        raise ShapeError(f"{source} holds NaN or infinite inputs; attribution needs finite data")
+    for li, a in enumerate(rec.acts[1:], start=1):
+        if not bool(torch.isfinite(a).all()):
+            raise ShapeError(
+                f"the activations of node layer {li} on {source} are NaN or infinite "
+                "(inputs outside the model's domain?); attribution needs finite values"
+            )
+    return rec
 
 
 def _scores(model: MultKAN, rec: Record) -> dict[str, list[torch.Tensor]]:
@@ -137,7 +154,7 @@ def prune(
     bias of the subnode it fed, so edges that were (nearly) constant leave the outputs as
     they were; without it the new model equals the old one with those edges switched off.
     """
-    rec = model.record(x)
+    rec = _finite_record(model, x)
     scores = _scores(model, rec)
     keep = [list(range(model.n_nodes(0)))]
     for li in range(1, model.depth):
