@@ -116,6 +116,8 @@ def test_bad_shapes_and_types_are_clear_errors():
         discover(X[:3], y[:3], progress=False)
     with pytest.raises(kanpiler.ShapeError, match="2 variable names for 1 columns"):
         discover(X, y, ["a", "b"], progress=False)
+    with pytest.raises(kanpiler.ConfigError, match="CPU"):
+        discover(X, y, progress=False, device="cuda")
     with pytest.raises(DataError, match="non-numeric"):
         discover(np.array([["a", "b"]] * 20, dtype=object), np.arange(20.0), progress=False)
     pd = pytest.importorskip("pandas")
@@ -186,3 +188,32 @@ def test_regressor_passes_check_estimator():
     with warnings.catch_warnings():
         failed = [(r["check_name"], r["exception"]) for r in results if r["status"] == "failed"]
     assert not failed
+
+
+def _example(name: str, *args: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    path = Path(__file__).resolve().parent.parent / "examples" / name
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True,
+                          timeout=900, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_example_sklearn_pipeline():
+    pytest.importorskip("sklearn")
+    pytest.importorskip("pandas")
+    out = _example("discover_sklearn.py")
+    assert "formula: exp(y)*sin(x) + 1" in out
+    scores = [float(s) for s in out.split("R^2: ")[1].split("\n")[0].split(", ")]
+    assert min(scores) > 1 - 1e-9
+
+
+@pytest.mark.slow
+def test_example_feynman_recovers_compton_scattering():
+    out = _example("discover_feynman.py")
+    assert float(out.split("max relative error on fresh points: ")[1].split()[0]) < 1e-9

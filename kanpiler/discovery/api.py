@@ -30,7 +30,7 @@ import torch
 
 from ..compiler import compile as kcompile
 from ..convert.constants import snap_constants, snap_number
-from ..errors import FitError
+from ..errors import ConfigError, FitError
 from .data import prepare
 from .expr import complexity, evaluate, fit_constants, rel_rmse
 from .structure import Budget, Problem, Search
@@ -188,9 +188,13 @@ def discover(
     formula found so far; otherwise the work is bounded by counts (``surrogates``: how many
     surrogate networks the search may train), so the same seed and data give the same
     formula on any machine load. At most ``max_samples`` rows (picked with ``seed``) are used.
-    ``units`` is recorded in the report (dimensional analysis is not applied yet).
+    ``units`` is recorded in the report (dimensional analysis is not applied yet);
+    ``device`` must be None or a CPU device for now; ``progress`` prints each search step
+    to stderr as it happens.
     """
     t0 = time.perf_counter()
+    if device is not None and torch.device(device).type != "cpu":
+        raise ConfigError(f"discover: runs on the CPU for now, got device={device!r}")
     Xt, yt, names = prepare(X, y, variables, drop_nonfinite=drop_nonfinite)
     gen = torch.Generator().manual_seed(seed)
     if Xt.shape[0] > max_samples:
@@ -213,7 +217,7 @@ def discover(
         if deadline is not None and time.perf_counter() > deadline:
             raise _Stop
 
-    budget = Budget(surrogates=surrogates)
+    budget = Budget(surrogates=surrogates, progress=progress)
     search = Search(cols, seed=seed, functions=functions, budget=budget, check=check)
     symbols = [sympy.Symbol(n, positive=True) if bool((Xt[:, i] > 0).all()) else sympy.Symbol(n, real=True)
                for i, n in enumerate(names)]  # fmt: skip

@@ -24,6 +24,7 @@ A step whose best formula is not within the surrogate's accuracy hands over to t
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -64,6 +65,7 @@ class Budget:
     surrogates: int = 8
     depth: int = 6
     log: list[str] = field(default_factory=list)
+    progress: bool = False
 
 
 def _placeholders(k: int) -> list[sympy.Symbol]:
@@ -96,6 +98,8 @@ class Search:
     # ---- helpers --------------------------------------------------------------------------
     def log(self, text: str) -> None:
         self.budget.log.append(text)
+        if self.budget.progress:
+            print(f"discover: {text}", file=sys.stderr, flush=True)
 
     def direct(self, p: Problem) -> list[Candidate]:
         k = p.F.shape[1]
