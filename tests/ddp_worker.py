@@ -1,7 +1,9 @@
 """A small data-parallel training run (helper of test_runtime_distributed.py, not a test).
 
-Run as ``python tests/ddp_worker.py OUT`` (one process, all data) or under
-``torchrun --nproc_per_node 2 tests/ddp_worker.py OUT`` (gloo; each rank trains on its shard).
+Run as ``python tests/ddp_worker.py OUT [fit]`` (one process, all data) or under
+``torchrun --nproc_per_node 2 tests/ddp_worker.py OUT [fit]`` (gloo; each rank trains on its
+shard): a hand-written LBFGS loop with the helpers of :mod:`kanpiler.runtime.distributed`, or
+(``fit``) ``model.fit``, which does the same itself.
 Rank 0 writes ``OUT`` (JSON): the loss per step and the final parameters and grids; every rank
 calls ``model.save`` (into OUT's folder, named by its rank), and only rank 0 may write.
 """
@@ -65,11 +67,22 @@ def train(steps: int = 4) -> dict:
     return {"losses": losses, "state": state, "world": distributed.world_size()}
 
 
+def train_with_fit(steps: int = 4) -> dict:
+    """The same through ``model.fit``, which shards the data itself under torchrun."""
+    torch.set_num_threads(1)
+    model = MultKAN([2, 3, 1], grid=5, k=3, seed=int(os.environ.get("RANK", 0)), dtype=F64)
+    x, y = data()
+    history = model.fit(x, y, steps=steps, lamb=1e-3, restarts=2, stop_grid_update_step=2,
+                        grid_update_num=2, progress=True)  # fmt: skip
+    state = {k: v.flatten().tolist() for k, v in model.state_dict().items()}
+    return {"losses": history["train_loss"], "state": state, "world": distributed.world_size()}
+
+
 def main() -> None:
     if "RANK" in os.environ:
         dist.init_process_group("gloo")
     try:
-        result = train()
+        result = train_with_fit() if sys.argv[2:] == ["fit"] else train()
         if distributed.is_main():
             with open(sys.argv[1], "w") as f:
                 json.dump(result, f)

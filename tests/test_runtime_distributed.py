@@ -29,18 +29,39 @@ def _run(cmd: list[str], out: Path) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(out.read_text())
+    result = json.loads(out.read_text())
+    result["stderr"] = done.stderr
+    return result
+
+
+def _torchrun(*args: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(WORKER),
+            *args]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_fit_on_two_gloo_processes_matches_one(tmp_path) -> None:
+    """``model.fit`` under torchrun shards the data, reduces losses, gradients, the
+    regulariser's statistics and grid samples: the single-process run, to rounding."""
+    one_out, two_out = tmp_path / "one.json", tmp_path / "two.json"
+    one = _run([sys.executable, str(WORKER), str(one_out), "fit"], one_out)
+    two = _run(_torchrun(str(two_out), "fit"), two_out)
+    assert (one["world"], two["world"]) == (1, 2)
+    assert len(one["losses"]) == len(two["losses"]) == 4
+    for a, b in zip(one["losses"], two["losses"]):
+        assert b == pytest.approx(a, rel=1e-5)
+    for key, values in one["state"].items():
+        torch.testing.assert_close(
+            torch.tensor(two["state"][key]), torch.tensor(values), atol=1e-5, rtol=1e-5
+        )
+    assert two["stderr"].count("100%") == 1  # one progress bar, on rank 0
 
 
 @pytest.mark.slow
 def test_two_gloo_processes_match_one(tmp_path) -> None:
     one = _run([sys.executable, str(WORKER), str(tmp_path / "one.json")], tmp_path / "one.json")
-    two = _run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-         str(WORKER), str(tmp_path / "two.json")],
-        tmp_path / "two.json",
-    )  # fmt: skip
+    two = _run(_torchrun(str(tmp_path / "two.json")), tmp_path / "two.json")
     assert (one["world"], two["world"]) == (1, 2)
     saved = sorted(f.name for f in tmp_path.iterdir() if f.name.startswith("model-"))
     assert saved == ["model-rank0.json", "model-rank0.safetensors"]  # rank 1 wrote nothing

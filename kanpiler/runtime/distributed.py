@@ -128,7 +128,10 @@ def average_gradients(
     start = len(head)
     for p, g in zip(params, grads):
         size = g.numel()
-        p.grad = flat[start : start + size].view_as(g).clone()
+        if p.grad is None:
+            p.grad = flat[start : start + size].view_as(g).clone()
+        else:  # in place: gradients may be views of one flat buffer
+            p.grad.copy_(flat[start : start + size].view_as(g))
         start += size
     return None if loss is None else flat[0].to(loss.dtype).reshape(loss.shape)
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from . import distributed
 from .stack import Stack
 from .structure import Record
 
@@ -65,7 +66,9 @@ def penalty(stack: Stack, record: Record, pen: Penalty) -> torch.Tensor:
             continue
         rows = stack.nodes[li]
         edge = stack.edge_blocks(li, edges)  # (N, R, in, out)
-        scale = edge.std(dim=0) / (acts[:, rows].std(dim=0).unsqueeze(-1) + 0.1)
+        # standard deviations over the batch of every process (plain std with one)
+        std_in = distributed.batch_std(acts[:, rows])
+        scale = distributed.batch_std(edge) / (std_in.unsqueeze(-1) + 0.1)
         share_in = scale / (scale.sum(dim=1, keepdim=True) + 1)
         share_out = scale / (scale.sum(dim=2, keepdim=True) + 1)
         ent_in = -(share_in * torch.log2(share_in + 1e-4)).sum(dim=1).mean(dim=1)
@@ -107,4 +110,5 @@ class Objective:
             data, reg = self.values()
             total = data + self.pen.lamb * reg if self.pen.active else data
             total.sum().backward()
-        return total.detach(), stack.grad()
+        # under torch.distributed: the loss and gradient of the whole batch, on every rank
+        return distributed.mean_loss_and_grad(total.detach(), stack.grad(), self.inputs.shape[0])

@@ -18,6 +18,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..numerics import loss_scale, make_lbfgs
-from . import fitcheck
+from . import distributed, fitcheck
 from .objective import LossFn, Objective, losses, penalty
 from .optimizers import BatchedAdam, BatchedBFGS
 from .stack import Stack
@@ -108,6 +109,7 @@ def fit(
         warmup=warmup, seed=seed, threads=threads, stall_window=stall_window,
         history_size=history_size,
     )  # fmt: skip
+    plan = _sharded(plan)
     old_threads = torch.get_num_threads()
     if plan.threads:
         torch.set_num_threads(plan.threads)
@@ -117,6 +119,19 @@ def fit(
         return run.finish()
     finally:
         torch.set_num_threads(old_threads)
+
+
+def _sharded(plan: fitcheck.Plan) -> fitcheck.Plan:
+    """Under ``torch.distributed`` (torchrun): this rank's rows of the training and test data
+    (see :mod:`.distributed`); the plan itself with one process."""
+    if not distributed.active():
+        return plan
+    x, y = distributed.shard(*plan.train)
+    test = None
+    if plan.test is not None:
+        x_test, y_test = distributed.shard(*plan.test)
+        test = (x_test, y_test)
+    return dataclasses.replace(plan, train=(x, y), test=test)
 
 
 class _Run:
@@ -130,6 +145,7 @@ class _Run:
     def __init__(self, model: MultKAN, plan: fitcheck.Plan) -> None:
         self.model, self.plan = model, plan
         self.stack = Stack(fitcheck.members(model, plan.restarts))
+        distributed.broadcast_module(self.stack.model)  # every rank starts from rank 0's
         self.objective = Objective(self.stack, plan.penalty, plan.loss_fn)
         self.optimizer = self._optimizer()
         self.gen = torch.Generator().manual_seed(plan.seed)
@@ -159,7 +175,8 @@ class _Run:
         from tqdm.auto import tqdm  # lazy: tqdm.auto probes for notebooks on import
 
         plan = self.plan
-        bar = tqdm(range(plan.steps), disable=not progress, desc="fit", leave=False)
+        quiet = not progress or not distributed.is_main()  # one bar, on rank 0
+        bar = tqdm(range(plan.steps), disable=quiet, desc="fit", leave=False)
         for step in bar:
             self._prepare(step)
             self._optimise()
@@ -191,7 +208,7 @@ class _Run:
         update, every, start, stop = plan.grid
         if update and self.model.has_grid and start <= step < stop and step % every == 0:
             self.stack.set_theta(self.theta)
-            self.stack.model.update_grid(self.stack.inputs(x))
+            self.stack.model.update_grid(distributed.gather_rows(self.stack.inputs(x)))
             self.theta = self.stack.theta()
             changed = True
         if changed:
@@ -211,12 +228,14 @@ class _Run:
         with torch.no_grad():
             train_pred = stack.forward(plan.train[0])
             train = losses(train_pred, plan.train[1], plan.loss_fn)
+            train = distributed.weighted_mean(train, plan.train[0].shape[0])
             reg = self._penalty()
             if plan.test is None:
                 data, pred, test = plan.train, train_pred, train
             else:
                 data, pred = plan.test, stack.forward(plan.test[0])
                 test = losses(pred, plan.test[1], plan.loss_fn)
+                test = distributed.weighted_mean(test, plan.test[0].shape[0])
         self.rows["train"].append(train)
         self.rows["test"].append(test)
         self.rows["reg"].append(reg)
@@ -345,14 +364,20 @@ class _TorchLBFGS:
         stack.set_theta(theta)
         if not self.scale:
             with torch.no_grad():
-                self.scale = loss_scale(float(objective.values()[0].sum()))
+                data = objective.values()[0]
+                data = distributed.weighted_mean(data, objective.inputs.shape[0])
+                self.scale = loss_scale(float(data.sum()))
 
         def closure() -> torch.Tensor:
             stack.grad_flat.zero_()
             data, reg = objective.values()
             total = (data + objective.pen.lamb * reg if objective.pen.active else data).sum()
             (total * self.scale).backward()
-            return total * self.scale
+            # under torch.distributed: the loss and gradient of the whole batch
+            n = objective.inputs.shape[0]
+            loss = distributed.average_gradients(stack.params, n, (total * self.scale).detach())
+            assert loss is not None  # a loss was passed
+            return loss
 
         self.opt.step(closure)
         return stack.theta()
