@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from functools import lru_cache
 from typing import Any
 
 from . import library
@@ -27,7 +26,6 @@ def _sympy() -> Any:
     return sympy
 
 
-@lru_cache(maxsize=1)
 def _sympy_functions() -> dict[Any, str]:
     return {cls: fn.name for cls, fn in library.sympy_inverse().items()}
 

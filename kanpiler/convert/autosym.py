@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import torch
 
 from .. import library
-from ..errors import KanpilerError
+from ..errors import FitError, KanpilerError
 from ..numerics import CurveFits, fit_curves
 from ..runtime import MultKAN
 from .canonical import canonical_affine
@@ -108,6 +108,17 @@ class SymbolicReport:
         return "\n".join(lines)
 
 
+def _known(fn: library.Function) -> library.Function:
+    """A ``Function`` record given in ``extra``: registered (so edges can hold it) if new."""
+    try:
+        return library.get(fn.name)
+    except KanpilerError:
+        return library.register(
+            fn.name, fn.torch_fn, fn.sympy_fn, complexity=fn.complexity,
+            in_domain=fn.in_domain, domain_text=fn.domain_text, fit=fn.fit,
+        )  # fmt: skip
+
+
 def resolve_library(
     lib: Sequence[str | library.Function] | None, extra: Sequence[Any] = ()
 ) -> list[library.Function]:
@@ -115,7 +126,7 @@ def resolve_library(
     items = list(library.fit_library() if lib is None else lib) + list(extra)
     out: dict[str, library.Function] = {}
     for it in items:
-        fn = it if isinstance(it, library.Function) else library.get(str(it))
+        fn = _known(it) if isinstance(it, library.Function) else library.get(str(it))
         if fn.arity != 1:
             raise KanpilerError(
                 f"symbolic fitting needs one-argument functions; {fn.name!r} is not"
@@ -194,8 +205,15 @@ def auto_symbolic(
     fns = resolve_library(library, extra)
     opts = _Options(weight_simple, r2_threshold, flat_tol, top, pairs)
     results: list[EdgeFit] = []
+    samples = _edge_samples(model, x, n_grid)
+    for li, (acts, vals) in enumerate(samples):  # checked before any edge changes
+        if not (bool(torch.isfinite(acts).all()) and bool(torch.isfinite(vals).all())):
+            raise FitError(
+                f"auto_symbolic: layer {li} has NaN or infinite inputs or edge values (a "
+                "diverged training, or x outside the model's domain); nothing was changed"
+            )
     bar = _progress(progress, model.depth)
-    for li, (acts, vals) in enumerate(_edge_samples(model, x, n_grid)):
+    for li, (acts, vals) in enumerate(samples):
         edges = _spline_edges(model, li)
         if edges:
             results += _fit_layer(model, li, edges, acts, vals, fns, opts)

@@ -14,7 +14,6 @@ tensor([3.1416, 3.1416], dtype=torch.float64)
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import sympy
@@ -26,7 +25,6 @@ from ..errors import UnsupportedError
 __all__ = ["evaluate_sympy"]
 
 
-@lru_cache(maxsize=1)
 def _functions() -> dict[Any, Any]:
     return {cls: fn.torch_fn for cls, fn in library.sympy_inverse().items()}
 

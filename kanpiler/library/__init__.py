@@ -6,11 +6,12 @@ torch callables, domain, label and complexity. Parser, compiler, runtime, symbol
 printers all read this table; nothing else in kanpiler spells out what a function is.
 Stage: library (above errors only). Modules: ``record`` (the ``Function`` type), ``safe``
 (domains, singularity-safe torch variants), ``powers`` (``x**p``), ``table`` (the named
-functions, constants and lookups).
+functions, constants and lookups), ``custom`` (:func:`register`: user functions).
 """
 
 from __future__ import annotations
 
+from .custom import register, unregister
 from .powers import power, power_name
 from .record import Function
 from .table import (
@@ -42,4 +43,6 @@ __all__ = [
     "get",
     "fit_library",
     "sympy_inverse",
+    "register",
+    "unregister",
 ]

@@ -391,13 +391,18 @@ CONSTANT_NAMES: dict[str, str] = {"pi": "pi", "e": "e", "E": "e"}
 
 IDENTITY = power(1.0)
 
+#: functions added by :func:`kanpiler.library.register`, in order (also in ``FUNCTIONS``)
+REGISTERED: list[Function] = []
+#: SymPy function class -> registered record, for reading SymPy expressions back
+SYMPY_CLASSES: dict[Any, Function] = {}
+
 _POWER_RE = re.compile(r"^x\^\(?(-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\)?$")
 _SPECIAL = {"x": 1.0, "1/x": -1.0, "1/x^2": -2.0, "1/sqrt(x)": -0.5, "id": 1.0}
 
 
 def names(arity: int | None = None) -> list[str]:
-    """Canonical names of the table's functions (optionally of one arity)."""
-    return [f.name for f in _ENTRIES if arity is None or f.arity == arity]
+    """Canonical names of the table's functions (optionally of one arity), registered last."""
+    return [f.name for f in (*_ENTRIES, *REGISTERED) if arity is None or f.arity == arity]
 
 
 def all_names() -> list[str]:
@@ -430,14 +435,15 @@ def get(name: str) -> Function:
 def fit_library() -> list[Function]:
     """The default candidates of symbolic fitting (univariate, finite complexity)."""
     powers = [power(p) for p in (1.0, 2.0, 3.0, 4.0, -1.0, -2.0, 0.5, -0.5, 1.5)]
-    return powers + [f for f in _ENTRIES if f.fit and f.arity == 1 and f.name != "sqrt"]
+    table = [f for f in _ENTRIES if f.fit and f.arity == 1 and f.name != "sqrt"]
+    return powers + table + [f for f in REGISTERED if f.fit]
 
 
 def sympy_inverse() -> dict[Any, Function]:
     """SymPy function class -> library record (from each record's ``sympy_class``), for
     reading SymPy expressions back."""
     s = _sympy()
-    return {getattr(s, f.sympy_class): f for f in _ENTRIES if f.sympy_class}
+    return {getattr(s, f.sympy_class): f for f in _ENTRIES if f.sympy_class} | SYMPY_CLASSES
 
 
 __all__ = [

@@ -344,9 +344,15 @@ class MultKAN(nn.Module):
         """Lock edge ``(l, i, j)`` to ``fn``; with ``fit`` fit ``a, b, c, d`` to its curve.
 
         ``x`` (keyword) gives the model inputs to sample the edge on (else the last cached
-        activations). Returns the r² of the fit (1.0 without fitting).
+        activations). Returns the r² of the fit (1.0 without fitting). A poor fit (r² below
+        ``min_r2=0.9``) raises a ``FitError`` and changes nothing, unless ``force=True``.
         """
         return symfit.fix_symbolic(self, li, i, j, fn, fit=fit, **kw)
+
+    def suggest_symbolic(self, li: int, i: int, j: int, topk: int = 5, **kw: Any) -> list:
+        """The ``topk`` library functions that best fit edge ``(l, i, j)``, best first:
+        ``(name, r2, complexity, (a, b, c, d))`` (``lib=``, ``x=``; see ``symfit``)."""
+        return symfit.suggest_symbolic(self, li, i, j, topk, **kw)
 
     def symbolic_to_spline(self, x: torch.Tensor | None = None, ranges: Any = None) -> None:
         """Replace every symbolic edge by a spline fitted to it (see ``symfit``)."""

@@ -18,12 +18,14 @@ True
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .. import library
-from ..errors import FitError, ShapeError, UnsupportedError
+from ..errors import ConfigError, FitError, ShapeError, UnsupportedError
 from ..numerics import fit_curves
 from .bases import DenseBasis
 from .basis import Basis, extend_grid, uniform_points
@@ -50,22 +52,81 @@ def fit_affine(
     return (a, b, c, d), float(fits.r2[0, 0])
 
 
+#: ``fix_symbolic`` refuses fits below this r² unless ``force=True``
+MIN_R2 = 0.9
+
+
+def _edge_curve(
+    model: MultKAN, li: int, i: int, j: int, x: torch.Tensor | None, what: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The edge's input samples and current values, from ``x`` or the cached activations."""
+    if x is None and model.cache is None:
+        raise ShapeError(f"{what} needs x, or cached activations (cache_acts)")
+    rec = model.record(x)
+    u, v = rec.acts[li][:, i].detach(), rec.edge_acts[li][:, i, j].detach()
+    if not (bool(torch.isfinite(u).all()) and bool(torch.isfinite(v).all())):
+        raise FitError(f"{what}: edge ({li}, {i}, {j}) has NaN or infinite values on these inputs")
+    return u, v
+
+
 def fix_symbolic(
     model: MultKAN, li: int, i: int, j: int, fn: str, fit: bool = True,
-    x: torch.Tensor | None = None,
+    x: torch.Tensor | None = None, *, force: bool = False, min_r2: float = MIN_R2,
 ) -> float:  # fmt: skip
     """Lock edge ``(l, i, j)`` to ``fn``; with ``fit``, fit ``a, b, c, d`` to its current curve
-    sampled at ``x`` (model inputs) or at the cached activations. Returns r² (1.0 unfitted)."""
+    sampled at ``x`` (model inputs) or at the cached activations. Returns r² (1.0 unfitted).
+
+    A fit with r² below ``min_r2`` (or not finite: ``sqrt`` of a curve it cannot follow)
+    raises a :class:`~kanpiler.errors.FitError` and leaves the edge as it was, unless
+    ``force=True``; :func:`suggest_symbolic` lists functions that fit.
+    """
     model.check_edge(li, i, j)
+    library.get(fn)  # an unknown name fails before anything changes
     if not fit:
         model.set_symbolic(li, i, j, fn)
         return 1.0
-    if x is None and model.cache is None:
-        raise ShapeError("fix_symbolic(fit=True) needs x, or cached activations (cache_acts)")
-    rec = model.record(x)
-    params, r2 = fit_affine(rec.acts[li][:, i].detach(), rec.edge_acts[li][:, i, j].detach(), fn)
+    u, v = _edge_curve(model, li, i, j, x, "fix_symbolic(fit=True)")
+    params, r2 = fit_affine(u, v, fn)
+    if not (math.isfinite(r2) and r2 >= min_r2) and not force:
+        raise FitError(
+            f"fix_symbolic: {fn} fits edge ({li}, {i}, {j}) with r2 = {r2:.4g} (< {min_r2}); "
+            f"the edge keeps its curve. See model.suggest_symbolic({li}, {i}, {j}) for "
+            "functions that fit, or pass force=True"
+        )
+    if not all(math.isfinite(p) for p in params):
+        raise FitError(f"fix_symbolic: the fit of {fn} to edge ({li}, {i}, {j}) is not finite")
     model.set_symbolic(li, i, j, fn, *params)
     return r2
+
+
+def suggest_symbolic(
+    model: MultKAN, li: int, i: int, j: int, topk: int = 5, *,
+    lib: Sequence[str | library.Function] | None = None, x: torch.Tensor | None = None,
+    weight_simple: float = 0.8,
+) -> list[tuple[str, float, int, tuple[float, float, float, float]]]:  # fmt: skip
+    """The ``topk`` best library functions for edge ``(l, i, j)``, best first, as
+    ``(name, r2, complexity, (a, b, c, d))``, ranked like ``auto_symbolic`` by
+    ``log10(1 - r2) + weight_simple * complexity``. ``lib``: candidate names or records
+    (default: the fit library, registered functions included). Nothing in the model changes.
+    """
+    model.check_edge(li, i, j)
+    if not isinstance(topk, int) or isinstance(topk, bool) or topk < 1:
+        raise ConfigError(f"topk must be a positive integer, got {topk!r}")
+    items = library.fit_library() if lib is None else list(lib)
+    fns = [f if isinstance(f, library.Function) else library.get(str(f)) for f in items]
+    if not fns:
+        raise ConfigError("suggest_symbolic: the candidate library is empty")
+    u, v = _edge_curve(model, li, i, j, x, "suggest_symbolic")
+    fits = fit_curves(u.reshape(1, -1), v.reshape(1, -1), fns)
+    rows = []
+    for k, fn in enumerate(fns):
+        r2 = float(fits.r2[0, k])
+        if math.isfinite(r2):
+            a, b, c, d = fn.canonical_affine(*fits.params[0, k].tolist())
+            score = math.log10(max(1 - r2, 1e-12)) + weight_simple * fn.complexity
+            rows.append((score, (fn.name, r2, fn.complexity, (a, b, c, d))))
+    rows.sort(key=lambda row: row[0])
+    return [row for _, row in rows[:topk]]
 
 
 def _layer_ranges(model: MultKAN, x: torch.Tensor | None, ranges: Any) -> list[torch.Tensor]:
