@@ -112,11 +112,16 @@ class FusedDense(torch.autograd.Function):
             gfeat = grad @ weight.t()
             gcols = gfeat[:, n_in:].view(n, basis.n_basis, n_in)
             cols = feats[:, n_in:].view(n, basis.n_basis, n_in)
-            if ctx.native:
-                gx = contract(gcols, state[0])
+            kernel = dense_kernel() if ctx.native else None
+            if kernel is not None and gfeat.is_contiguous():
+                gx = torch.empty_like(x)
+                kernel.grad(x.contiguous(), gfeat, state[0], gx)  # type: ignore[attr-defined]
             else:
-                gx = basis.grad_input(x, cols, gcols, state)
-            gx.addcmul_(gfeat[:, :n_in], _silu_grad(x))
+                if ctx.native:
+                    gx = contract(gcols, state[0])
+                else:
+                    gx = basis.grad_input(x, cols, gcols, state)
+                gx.addcmul_(gfeat[:, :n_in], _silu_grad(x))
         if ctx.needs_input_grad[1]:
             gw = feats.t() @ grad
         return gx, gw, None

@@ -159,8 +159,29 @@ void dense_##SUF(const T *x, T *feats, T *slopes, const T *a, const T *b, const 
     }                                                                                           \
 }
 
+/* d out / dx = silu'(x) gfeat_0 + sum_j gfeat_j slope_j, row by row */
+#define DEFINE_GRAD(T, SUF, EXP)                                                                \
+void dense_grad_##SUF(const T *x, const T *gfeat, const T *slopes, T *gx, int64_t n0,          \
+                      int64_t n1, int64_t n_in, int64_t nb) {                                   \
+    const int64_t cols = n_in * (nb + 1);                                                       \
+    for (int64_t n = n0; n < n1; ++n) {                                                         \
+        const T *xr = x + n * n_in, *gr = gfeat + n * cols, *sr = slopes + n * nb * n_in;       \
+        T *out = gx + n * n_in;                                                                 \
+        for (int64_t i = 0; i < n_in; ++i) {                                                    \
+            T sg = (T)1 / ((T)1 + EXP(-xr[i]));                                                 \
+            out[i] = gr[i] * sg * ((T)1 + xr[i] * ((T)1 - sg));                                 \
+        }                                                                                       \
+        for (int64_t j = 0; j < nb; ++j) {                                                      \
+            const T *gj = gr + n_in + j * n_in, *sj = sr + j * n_in;                            \
+            for (int64_t i = 0; i < n_in; ++i) out[i] += gj[i] * sj[i];                         \
+        }                                                                                       \
+    }                                                                                           \
+}
+
 DEFINE(float, f32, expf, cosf, sinf, tanhf)
 DEFINE(double, f64, exp, cos, sin, tanh)
+DEFINE_GRAD(float, f32, expf)
+DEFINE_GRAD(double, f64, exp)
 """
 
 _PTR, _I64 = ctypes.c_void_p, ctypes.c_int64
@@ -197,30 +218,42 @@ def _load() -> Callable[..., None] | None:
             handle = ctypes.CDLL(str(lib))  # stays mapped after the file is deleted
         except (OSError, subprocess.SubprocessError):
             return None
-    funcs = {}
+    fills, grads = {}, {}
     for dtype, suffix in ((torch.float32, "f32"), (torch.float64, "f64")):
         fn = getattr(handle, f"dense_{suffix}")
-        fn.restype = None
-        fn.argtypes = [_PTR] * 7 + [_I64] * 5
-        funcs[dtype] = fn
-    return _binder(funcs)
+        fn.restype, fn.argtypes = None, [_PTR] * 7 + [_I64] * 5
+        fills[dtype] = fn
+        fn = getattr(handle, f"dense_grad_{suffix}")
+        fn.restype, fn.argtypes = None, [_PTR] * 4 + [_I64] * 4
+        grads[dtype] = fn
+    return _binder(fills, grads)
 
 
-def _binder(funcs: dict) -> Callable[..., None]:
+def _binder(fills: dict, grads: dict) -> Callable[..., None]:
     pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
 
-    def fill(kind: int, x, feats, slopes, a, b, r, c) -> None:
-        n, n_in = x.shape
-        nb = feats.shape[1] // max(n_in, 1) - 1
-        fn = funcs[x.dtype]
-        args = [t.data_ptr() for t in (x, feats, slopes, a, b, r, c)]
-        parts = max(1, min(torch.get_num_threads(), n * feats.shape[1] // WORK_PER_THREAD, n))
+    def run(n: int, work: int, call: Callable[[int, int], None]) -> None:
+        parts = max(1, min(torch.get_num_threads(), n * work // WORK_PER_THREAD, n))
         step = -(-n // parts)
         spans = [(s, min(n, s + step)) for s in range(0, n, step)]
-        calls = [lambda s=s, e=e: fn(*args, kind, s, e, n_in, nb) for s, e in spans]
-        if len(calls) == 1:
-            calls[0]()
+        if len(spans) == 1:
+            call(*spans[0])
         else:
-            list(pool.map(lambda f: f(), calls))
+            list(pool.map(lambda se: call(*se), spans))
 
+    def fill(kind: int, x, feats, slopes, a, b, r, c) -> None:
+        """silu, values and slopes (see the module)."""
+        n, n_in = x.shape
+        nb = feats.shape[1] // max(n_in, 1) - 1
+        fn, args = fills[x.dtype], [t.data_ptr() for t in (x, feats, slopes, a, b, r, c)]
+        run(n, feats.shape[1], lambda s, e: fn(*args, kind, s, e, n_in, nb))
+
+    def grad(x, gfeat, slopes, gx) -> None:
+        """``gx = silu'(x) gfeat_0 + sum_j gfeat_j slopes_j``."""
+        n, n_in = x.shape
+        nb = gfeat.shape[1] // max(n_in, 1) - 1
+        fn, args = grads[x.dtype], [t.data_ptr() for t in (x, gfeat, slopes, gx)]
+        run(n, gfeat.shape[1], lambda s, e: fn(*args, s, e, n_in, nb))
+
+    fill.grad = grad  # type: ignore[attr-defined]
     return fill
