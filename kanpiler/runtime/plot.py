@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..errors import ShapeError
+from .prune import attribute
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -74,6 +77,9 @@ def plot(
     samples: int = 101,
     scale: float = 1.0,
     title: str | None = None,
+    beta: float = 3.0,
+    out_vars: list[str] | None = None,
+    max_width: float = 14.0,
 ) -> Figure:
     """Draw ``model`` layer by layer (inputs at the bottom) with one small plot per edge.
 
@@ -81,6 +87,13 @@ def plot(
     input's grid range). ``candidates`` maps ``(l, i, j)`` to a label or a list of
     ``(formula, r2)`` pairs, shown above the edge's plot; by default those of
     ``model.symbolic_report`` (left by ``auto_symbolic``), if any. Returns the Figure.
+
+    Each edge's opacity is ``tanh(beta * score / top score of its layer)`` for its
+    attribution score on those inputs, so what ``prune`` would remove fades out; switched-off
+    edges are faint; without inputs or cached activations every active edge is opaque. Inputs
+    are labelled with ``model.variables``, outputs with ``out_vars`` (default ``y`` or
+    ``y1, y2, ...``). The figure is at most ``max_width`` inches wide (times ``scale``): wide
+    layers get narrower edge plots, not an unreadable strip.
     """
     if candidates is None and model.symbolic_report is not None:
         candidates = model.symbolic_report.candidates()
@@ -90,8 +103,10 @@ def plot(
     from matplotlib.lines import Line2D
 
     curves = _curves(model, x, samples)
+    opacity = _opacity(model, x, beta)
     cols = max(model.n_nodes(li) * model.n_subnodes(li + 1) for li in range(model.depth))
-    fig = Figure(figsize=(max(4.0, 1.1 * cols) * scale, 2.6 * model.depth * scale))
+    width = min(max(4.0, 1.1 * cols), max_width)
+    fig = Figure(figsize=(width * scale, 2.6 * model.depth * scale))
     FigureCanvasAgg(fig)
     band = 1.0 / model.depth
     for li in range(model.depth):
@@ -103,7 +118,7 @@ def plot(
         h = 0.38 * band
         for i, j, kind, *_ in model.edges(li, active=False):
             cx = edge_x[i * n_out + j]
-            alpha = 1.0 if kind != "off" else 0.15
+            alpha = float(opacity[li][i, j]) if kind != "off" else FAINT
             ax = fig.add_axes((cx - w / 2, y0 + 0.31 * band, w, h))
             xs, ys = curves[li]
             color = SYM_COLOR if kind == "symbolic" else NUM_COLOR
@@ -118,10 +133,36 @@ def plot(
             fig.add_artist(Line2D([node_x[i], cx], [y0 + 0.05 * band, y0 + 0.31 * band], **line))
             fig.add_artist(Line2D([cx, sub_x[j]], [y0 + 0.69 * band, y1 - 0.05 * band], **line))
         _draw_nodes(fig, model, li, node_x, y0 + 0.05 * band)
-    _draw_nodes(fig, model, model.depth, _positions(model.n_nodes(model.depth)), 1 - 0.05 * band)
+    top = _positions(model.n_nodes(model.depth))
+    _draw_nodes(fig, model, model.depth, top, 1 - 0.05 * band)
+    names = out_vars or (["y"] if len(top) == 1 else [f"y{k + 1}" for k in range(len(top))])
+    for cx, name in zip(top, names):
+        fig.text(cx + 0.012, 1 - 0.05 * band, str(name), ha="left", va="center", fontsize=8)
     if title:
         fig.text(0.01, 0.99, title, ha="left", va="top")
     return fig
+
+
+#: opacity of switched-off edges, and the least opacity of an active one
+FAINT, FLOOR = 0.08, 0.15
+
+
+def _opacity(model: MultKAN, x: torch.Tensor | None, beta: float) -> list[torch.Tensor]:
+    """Per layer ``(in, out)``: ``tanh(beta * score / layer's top score)``, at least FLOOR;
+    all 1 when there are no activations to score (no ``x``, nothing cached)."""
+    ones = [torch.ones(model.n_nodes(li), model.n_subnodes(li + 1)) for li in range(model.depth)]
+    if x is None and model.cache is None:
+        return ones
+    try:
+        scores = attribute(model, x)["edge_scores"]
+    except ShapeError:  # activations not finite: the masks alone
+        return ones
+    out = []
+    for s in scores:
+        s = s.detach().cpu().double()
+        top = float(s.max()) if s.numel() else 0.0
+        out.append(torch.tanh(beta * s / top).clamp(min=FLOOR) if top > 0 else torch.ones_like(s))
+    return out
 
 
 def _node_subnode_x(model: MultKAN, li: int) -> list[float]:
