@@ -73,6 +73,7 @@ _LAZY = {
     "auto_symbolic": "kanpiler.convert",
     "symbolic_pipeline": "kanpiler.convert",
     "snap_constants": "kanpiler.convert",
+    "round_constants": "kanpiler.convert",
     "tree": "kanpiler.convert",
     "formula": "kanpiler.convert",
     # discovery (KANRegressor needs scikit-learn)
