@@ -263,12 +263,14 @@ def train_rmse(model: nn.Module, data, steps: int) -> float:
     return err if math.isfinite(err) else float("inf")
 
 
-def accuracy(seeds: int, steps: int, chosen: list[int] | None = None) -> list[tuple]:
+def accuracy(
+    seeds: int, steps: int, chosen: list[int] | None = None, names: list[str] | None = None
+) -> list[tuple]:
     rows = []
     for index, (fname, (dim, width, fn)) in enumerate(FUNCTIONS.items()):
         if chosen is not None and index not in chosen:
             continue
-        for name in [*BASES, "mlp"]:
+        for name in names or [*BASES, "mlp"]:
             errs, refs, counts = [], [], [0, 0]
             for seed in range(seeds):
                 gen = torch.Generator().manual_seed(seed)
@@ -374,15 +376,16 @@ ROW = re.compile(
 
 def read_rows(paths: list[str]) -> list[tuple]:
     """Accuracy rows parsed back from this script's printed output (``--replot``)."""
-    rows = []
+    rows: dict[tuple[str, str], tuple] = {}  # a later log replaces a row of an earlier one
     for path in paths:
         for line in Path(path).read_text().splitlines():
             m = ROW.match(line)
             if m:
                 rn, re_ = m["rn"], m["re"]
-                rows.append((m["f"].strip(), m["name"], int(m["n"]), float(m["e"]),
-                             int(rn) if rn else None, float(re_) if re_ else None))  # fmt: skip
-    return rows
+                key = (m["f"].strip(), m["name"])
+                rows[key] = (*key, int(m["n"]), float(m["e"]),
+                             int(rn) if rn else None, float(re_) if re_ else None)  # fmt: skip
+    return list(rows.values())
 
 
 def main() -> None:
@@ -394,6 +397,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--plot", default=None, help="write the RMSE-vs-parameters plot here")
     ap.add_argument("--functions", default=None, help="comma-separated indices into FUNCTIONS")
+    ap.add_argument("--bases", default=None, help="comma-separated names (default: all)")
     ap.add_argument("--replot", nargs="+", default=None, help="plot from saved output logs")
     args = ap.parse_args()
     if args.replot:
@@ -409,7 +413,8 @@ def main() -> None:
     if args.part in ("accuracy", "all"):
         print(f"## accuracy (test RMSE, median of {args.seeds} seeds, {args.steps} L-BFGS steps)")
         chosen = None if args.functions is None else [int(i) for i in args.functions.split(",")]
-        rows = accuracy(args.seeds, args.steps, chosen)
+        names = None if args.bases is None else args.bases.split(",")
+        rows = accuracy(args.seeds, args.steps, chosen, names)
         if args.plot:
             plot(rows, args.plot)
     if args.part == "sweep":

@@ -46,6 +46,9 @@ class DenseBasis(Basis):
     gridded: ClassVar[bool] = False
     #: whether each edge can take a curve of its own (False: shared functions, as rational)
     free_curves: ClassVar[bool] = True
+    #: factor on the layer's initial coefficient noise: global bases (every function nonzero
+    #: everywhere) add up all their noise at each point, so they start quieter
+    init_scale: ClassVar[float] = 1.0
     per_input: ClassVar[tuple[str, ...]] = ("domain",)
     domain: torch.Tensor
 

@@ -33,6 +33,7 @@ class Fourier(DenseBasis):
 
     name = "fourier"
     size_name = "frequencies"
+    init_scale = 0.1
 
     def __init__(
         self,

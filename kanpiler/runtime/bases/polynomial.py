@@ -35,6 +35,7 @@ class Chebyshev(DenseBasis):
 
     name = "chebyshev"
     size_name = "degree"
+    init_scale = 0.1
 
     def __init__(
         self,
