@@ -145,6 +145,20 @@ def run_operon(X: np.ndarray, y: np.ndarray, names: list[str], args: argparse.Na
 
 
 def run_pykan(X: np.ndarray, y: np.ndarray, names: list[str], args: argparse.Namespace) -> sympy.Expr:
+    """pykan writes its training history under ./model: it runs in a temporary folder."""
+    import os
+    import tempfile
+
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        try:
+            return _pykan(X, y, names, args)
+        finally:
+            os.chdir(here)
+
+
+def _pykan(X: np.ndarray, y: np.ndarray, names: list[str], args: argparse.Namespace) -> sympy.Expr:
     from kan import KAN
 
     n = X.shape[1]

@@ -23,7 +23,7 @@ def main() -> None:
     E, m, c, theta = X.T
     y = E / (1 + E / (m * c**2) * (1 - np.cos(theta)))
     y = y + noise * y.std() * rng.standard_normal(len(y))
-    found = kanpiler.discover(X, y, ["E", "m", "c", "theta"], progress=False)
+    found = kanpiler.discover(X, y, ["E", "m", "c", "theta"], progress=False, time_limit=None)
     print(found)
     truth = kanpiler.to_sympy("E/(1 + E/(m*c**2)*(1 - cos(theta)))", ["E", "m", "c", "theta"])
     Xf = rng.uniform(1, 3, size=(500, 4))

@@ -1,5 +1,6 @@
-"""Pictures of a discovery from data with 1% noise: the Pareto front (matplotlib) and the chosen formula's tree
-(Graphviz), written into the folder given on the command line (nothing is written without it).
+"""Pictures of a discovery (Compton scattering, noise-free): the Pareto front (matplotlib)
+and the chosen formula's tree (Graphviz), written into the folder given on the command line
+(nothing is written without it).
 
     python examples/discover_pictures.py docs/img
 """
@@ -17,11 +18,10 @@ import kanpiler
 def main() -> None:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else None
     rng = np.random.default_rng(0)
-    X = rng.uniform(1, 3, size=(2000, 3))
-    q, r, d = X.T
-    y = q / np.sqrt(r**2 + d**2)  # a potential; the search finds r**2 + d**2 inside
-    y = y + 0.01 * y.std() * rng.standard_normal(len(y))  # 1% noise: a front with a knee
-    found = kanpiler.discover(X, y, ["q", "r", "d"], progress=False)
+    X = rng.uniform(1, 3, size=(2000, 4))
+    E, m, c, theta = X.T
+    y = E / (1 + E / (m * c**2) * (1 - np.cos(theta)))  # Compton scattering
+    found = kanpiler.discover(X, y, ["E", "m", "c", "theta"], progress=False, time_limit=None)
     print(found)
     if out is None:
         return
