@@ -309,20 +309,26 @@ def plot(rows: list[tuple], path: str) -> None:
     fnames = list(dict.fromkeys(r[0] for r in rows))
     names = list(dict.fromkeys(r[1] for r in rows))
     colors = {n: plt.get_cmap("tab20")(i % 20) for i, n in enumerate(names)}
-    fig, axes = plt.subplots(1, len(fnames), figsize=(4.2 * len(fnames), 3.8), squeeze=False)
-    for ax, fname in zip(axes[0], fnames):
+    cols = min(3, len(fnames) + 1)
+    n_rows = -(-(len(fnames) + 1) // cols)
+    fig, grid = plt.subplots(n_rows, cols, figsize=(4.2 * cols, 3.6 * n_rows), squeeze=False)
+    axes = list(grid.flat)
+    for ax, fname in zip(axes, fnames):
         for name in names:
             pts = sorted((r[2], r[3]) for r in rows if r[0] == fname and r[1] == name)
             if pts:
                 xs, ys = zip(*pts)
                 ax.plot(xs, ys, marker="s" if name == "mlp" else "o", color=colors[name],
-                        label=name, ms=4)  # fmt: skip
+                        label=name, ms=5)  # fmt: skip
             refs = [(r[4], r[5]) for r in rows if r[0] == fname and r[1] == name and r[5]]
             for rn, rerr in refs:
                 ax.scatter(rn, rerr, marker="x", color=colors[name])
-        ax.set(xscale="log", yscale="log", title=fname, xlabel="trainable parameters")
-    axes[0][0].set_ylabel("test RMSE (o kanpiler, x reference code)")
-    axes[0][-1].legend(fontsize=7, loc="best", ncol=2)
+        ax.set(xscale="log", yscale="log", title=fname, xlabel="trainable parameters",
+               ylabel="test RMSE")  # fmt: skip
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[len(fnames) :]:
+        ax.axis("off")
+    axes[-1].legend(handles, labels, loc="center", title="o kanpiler, x reference code")
     fig.tight_layout()
     fig.savefig(path)
 
