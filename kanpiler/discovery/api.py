@@ -90,21 +90,22 @@ class _Stop(Exception):
 
 
 def _snap_loose(e: sympy.Expr, rtol: float) -> sympy.Expr:
-    """Floats within ``rtol`` of a small rational (denominator <= 4) become that rational."""
+    """Floats within ``rtol`` of a small rational (denominator <= 10) become that rational."""
     m = {}
     for f in e.atoms(sympy.Float):
-        new = snap_number(float(f), rtol, max_den=4, max_num=24, decimals=0, rational_only=True)
+        new = snap_number(float(f), rtol, max_den=10, max_num=40, decimals=0, rational_only=True)
         if new is not None:
             m[f] = new
     return e.xreplace(m)
 
 
 def _snap(e: sympy.Expr, cols: dict, y: torch.Tensor, err: float) -> tuple[sympy.Expr, float]:
-    """Snap constants to closed forms (any closed form at 1e-6; small rationals up to 1e-3);
-    refit the floats left over; keep the snapped form when it fits as well."""
+    """Snap constants to closed forms (any closed form at 1e-6; small rationals up to 1e-2,
+    which only noisy data accept); refit the floats left over; keep the snapped form when its
+    error is within 1% of the best so far."""
     e = sympy.nfloat(e)
     best = (e, err)
-    for rtol in (1e-6, 1e-4, 1e-3):
+    for rtol in (1e-6, 1e-4, 1e-3, 1e-2):
         s = snap_constants(e, rtol=rtol) if rtol <= 1e-6 else _snap_loose(e, rtol)
         s = s.xreplace({f: sympy.Integer(0) for f in s.atoms(sympy.Float) if abs(float(f)) < 1e-10})
         if s == e:
