@@ -204,3 +204,21 @@ def test_devices_and_dtypes(device: str, dtype: torch.dtype) -> None:
     xs, ys = sympy.symbols("x y")
     assert sympy.simplify(f - (sympy.sin(2 * xs) + ys**2)) == 0
     assert tree(m, x).graph["skeleton"] == "f = x + y"
+
+
+def test_a_function_used_through_its_taylor_expansion_loses_to_the_one_it_imitates() -> None:
+    """``-200*cos(0.1*x) + 200`` equals ``x**2`` to r² ≈ 1 - 1e-7 on [-1, 1]; on a slightly
+    imperfect curve it may even fit better, but its term is 200 times the edge's range."""
+    from kanpiler import library
+    from kanpiler.convert.autosym import _cancellation, _candidates, _Options
+    from kanpiler.numerics import fit_curves
+
+    x = torch.linspace(-1, 1, 401, dtype=torch.float64)
+    cos = library.get("cos")
+    assert _cancellation(cos, x, x**2, 0.1, 0.0, -200.0) == pytest.approx(math.log10(200 / 10))
+    assert _cancellation(library.get("sin"), x, torch.sin(2 * x), 2.0, 0.0, 1.0) == 0.0
+    wobble = x**2 - 5e-4 * x**4  # a trained spline of y**2 bends like this; cos fits it better
+    fns = [library.get(n) for n in ("cos", "x^2", "x", "exp")]
+    fits = fit_curves(x[None], wobble[None], fns)
+    best = _candidates(x, wobble, fits, 0, fns, _Options(1.0, 0.9, 1e-6, 5, False))[0]
+    assert best.fn == "x^2"

@@ -274,16 +274,43 @@ def _try_pair(
 
 
 def _candidates(
-    fits: CurveFits, e: int, fns: list[library.Function], opts: _Options
+    xe: torch.Tensor, ye: torch.Tensor, fits: CurveFits, e: int, fns: list[library.Function],
+    opts: _Options,
 ) -> list[Candidate]:
-    """The ``top`` best single-function fits of edge ``e``, best first, canonical params."""
-    out = []
-    for k in _choose(fits.r2[e], fns, opts.weight_simple)[: opts.top]:
+    """The ``top`` best single-function fits of edge ``e``, best first, canonical params.
+
+    The score of :func:`_choose` is refined on the leading candidates by
+    :func:`_cancellation`, so that a function used only through a Taylor expansion (e.g.
+    ``-200*cos(0.1*x) + 200`` for ``x**2``) loses to the function it imitates.
+    """
+    ranked = []
+    for k in _choose(fits.r2[e], fns, opts.weight_simple)[: 2 * opts.top]:
         r2 = float(fits.r2[e, k])
         if r2 > -math.inf:
-            a, b, c, d = canonical_affine(fns[k].name, *fits.params[e, k].tolist())
-            out.append(Candidate(fns[k].name, r2, fns[k].complexity, (a, b, c, d)))
+            a, b, c, d = fits.params[e, k].tolist()
+            score = _score(r2, fns[k].complexity, opts.weight_simple)
+            score += _cancellation(fns[k], xe, ye, a, b, c)
+            ranked.append((score, k, r2))
+    out = []
+    for _, k, r2 in sorted(ranked)[: opts.top]:
+        a, b, c, d = canonical_affine(fns[k].name, *fits.params[e, k].tolist())
+        out.append(Candidate(fns[k].name, r2, fns[k].complexity, (a, b, c, d)))
     return out
+
+
+def _cancellation(
+    fn: library.Function, xe: torch.Tensor, ye: torch.Tensor, a: float, b: float, c: float
+) -> float:
+    """Score penalty for a fit whose term ``c*f(a*x+b)`` is far larger than the edge's own
+    variation (the offset ``d`` cancels it): ``log10(ratio / 10)`` when the ratio of
+    ``max|c*f|`` to the edge's range exceeds 10, else 0."""
+    with torch.no_grad():
+        term = c * fn.safe_fn(a * xe + b)
+    spread = float(ye.max() - ye.min())
+    size = float(term.abs().max())
+    if not (math.isfinite(size) and spread > 0):
+        return 0.0
+    return max(math.log10(size / spread / 10.0), 0.0)
 
 
 def _decide(
@@ -296,7 +323,7 @@ def _decide(
     opts: _Options,
 ) -> EdgeFit:
     """The outcome for one non-flat edge: symbolic, a two-term sum, or kept spline."""
-    cands = _candidates(fits, e, fns, opts)
+    cands = _candidates(xe, ye, fits, e, fns, opts)
     best = cands[0] if cands else None
     pair = _try_pair(xe, ye, fns, fits, e, best, opts.weight_simple) if opts.pairs else None
     li, i, j = edge
