@@ -260,23 +260,35 @@ def reset() -> None:
         _STATE.clear()
 
 
-def _load() -> Kernels | None:
-    if os.environ.get("KANPILER_NATIVE", "1") == "0":
-        return None
+def build(source: str, name: str, flags: list[str]) -> ctypes.CDLL | None:
+    """Compile C ``source`` into a shared library and load it; ``None`` when it cannot be had
+    (``KANPILER_NATIVE=0``, no compiler, a failed build). The source is compiled to an object
+    with ``flags`` and linked in a second step without them: linking with ``-ffast-math`` would
+    add gcc's start-up code that switches the whole process to flush-to-zero arithmetic. The
+    files live in a private temporary directory that is deleted once the library is loaded."""
     cc = compiler()
-    if cc is None:
+    if os.environ.get("KANPILER_NATIVE", "1") == "0" or cc is None:
         return None
-    with tempfile.TemporaryDirectory(prefix="kanpiler-native-") as tmp:
-        src, lib = Path(tmp) / "spline.c", Path(tmp) / "spline.so"
-        src.write_text(_SOURCE)
-        cmd = [cc, "-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC", str(src)]
+    with tempfile.TemporaryDirectory(prefix=f"kanpiler-{name}-") as tmp:
+        src, obj, lib = (Path(tmp) / f"{name}{ext}" for ext in (".c", ".o", ".so"))
+        src.write_text(source)
+        steps = [
+            [cc, "-O3", "-march=native", "-fPIC", *flags, "-c", str(src), "-o", str(obj)],
+            [cc, "-shared", str(obj), "-o", str(lib), "-lm"],
+        ]
         try:
-            done = subprocess.run(cmd + ["-o", str(lib)], capture_output=True, timeout=60)
-            if done.returncode != 0:
-                return None
-            handle = ctypes.CDLL(str(lib))  # stays mapped after the file is deleted
+            for cmd in steps:
+                if subprocess.run(cmd, capture_output=True, timeout=60).returncode != 0:
+                    return None
+            return ctypes.CDLL(str(lib))  # stays mapped after the file is deleted
         except (OSError, subprocess.SubprocessError):
             return None
+
+
+def _load() -> Kernels | None:
+    handle = build(_SOURCE, "spline", ["-fno-math-errno"])
+    if handle is None:
+        return None
     return Kernels(features=_bind_features(handle), grad_x=_bind_grad_x(handle))
 
 

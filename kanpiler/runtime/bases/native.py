@@ -6,11 +6,11 @@ fused feature matrix ``(N, in * (nb + 1))`` (basis-major, see :mod:`.fused`) and
 ``dB_j/dx`` into ``(N, nb, in)``, in one loop per row. Stage: runtime.
 
 Eager torch needs ten or more passes over ``(N, nb, in)`` tensors for the same work. The code
-is built with ``-ffast-math`` (vectorised ``exp``), which assumes finite values: callers pass
-only finite, moderate inputs (:data:`LIMIT`) and keep the torch path for the rest. The C
-source is compiled with the system C compiler (as :mod:`kanpiler.runtime.native` does, with
-the same ``KANPILER_NATIVE=0`` switch) into a temporary directory deleted once the library is
-loaded; without a compiler :func:`dense_kernel` returns ``None`` and the bases keep their torch
+is compiled with ``-ffast-math`` (vectorised ``exp``; linked without it, so the process keeps
+IEEE subnormals), which assumes finite values: callers pass only finite, moderate inputs
+(:data:`LIMIT`) and keep the torch path for the rest. It is built by
+:func:`kanpiler.runtime.native.build` (same ``KANPILER_NATIVE=0`` switch, a temporary
+directory deleted once the library is loaded); without a compiler :func:`dense_kernel` returns ``None`` and the bases keep their torch
 path, which computes the same values.
 
 >>> k = dense_kernel()
@@ -22,16 +22,13 @@ from __future__ import annotations
 
 import ctypes
 import os
-import subprocess
-import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import torch
 
-from ..native import compiler
+from ..native import build
 
 __all__ = ["dense_kernel", "GAUSS", "MEXICAN_HAT", "MORLET", "DOG", "RELU", "CHEB_TANH",
            "CHEB_SCALE", "FOURIER"]  # fmt: skip
@@ -204,20 +201,9 @@ def dense_kernel() -> Callable[..., None] | None:
 
 
 def _load() -> Callable[..., None] | None:
-    cc = compiler()
-    if os.environ.get("KANPILER_NATIVE", "1") == "0" or cc is None:
+    handle = build(_SOURCE, "bases", ["-ffast-math"])
+    if handle is None:
         return None
-    with tempfile.TemporaryDirectory(prefix="kanpiler-bases-") as tmp:
-        src, lib = Path(tmp) / "dense.c", Path(tmp) / "dense.so"
-        src.write_text(_SOURCE)
-        cmd = [cc, "-O3", "-march=native", "-ffast-math", "-shared", "-fPIC", str(src)]
-        try:
-            done = subprocess.run([*cmd, "-o", str(lib), "-lm"], capture_output=True, timeout=60)
-            if done.returncode != 0:
-                return None
-            handle = ctypes.CDLL(str(lib))  # stays mapped after the file is deleted
-        except (OSError, subprocess.SubprocessError):
-            return None
     fills, grads = {}, {}
     for dtype, suffix in ((torch.float32, "f32"), (torch.float64, "f64")):
         fn = getattr(handle, f"dense_{suffix}")
