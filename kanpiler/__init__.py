@@ -82,6 +82,10 @@ _LAZY = {
     "KANRegressor": "kanpiler.discovery.estimator",
 }
 
+#: public submodules reached as attributes (``kanpiler.datasets.make``), imported on first use
+_SUBMODULES = ("datasets",)
+
+
 __all__ = [
     "__version__",
     "KanpilerError",
@@ -96,10 +100,15 @@ __all__ = [
     "CheckpointError",
     "RenderError",
     *_LAZY,
+    *_SUBMODULES,
 ]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        value: Any = import_module(f"kanpiler.{name}")
+        globals()[name] = value
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'kanpiler' has no attribute {name!r}")
