@@ -29,7 +29,9 @@ def _functions() -> dict[Any, Any]:
     return {cls: fn.torch_fn for cls, fn in library.sympy_inverse().items()}
 
 
-def _node(node: sympy.Basic, args: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+def _node(
+    node: sympy.Basic, args: list[torch.Tensor], like: torch.Tensor, fns: dict[Any, Any]
+) -> torch.Tensor:
     if node.is_Symbol:
         raise UnsupportedError(f"evaluate: no value given for the variable {node}")
     if node.is_Number or node.is_NumberSymbol:
@@ -41,7 +43,7 @@ def _node(node: sympy.Basic, args: list[torch.Tensor], like: torch.Tensor) -> to
     if node.is_Pow:
         base, exp = args
         return torch.pow(base, exp)
-    fn = _functions().get(node.func)
+    fn = fns.get(node.func)
     if fn is None or len(args) != 1:
         raise UnsupportedError(f"evaluate: the SymPy function {node.func} is not in the library")
     return fn(args[0])
@@ -58,6 +60,7 @@ def evaluate_sympy(
     place, so constants can be trained with autograd.
     """
     like = next(iter(values.values()))
+    fns = _functions()  # once per call: library.register may add functions between calls
     done: dict[sympy.Basic, torch.Tensor] = dict(params or {})
     for node in sympy.postorder_traversal(expr):
         if node in done:
@@ -65,5 +68,5 @@ def evaluate_sympy(
         if node.is_Symbol and node.name in values:
             done[node] = values[node.name]
         else:
-            done[node] = _node(node, [done[a] for a in node.args], like)
+            done[node] = _node(node, [done[a] for a in node.args], like, fns)
     return torch.broadcast_to(done[expr], like.shape)

@@ -30,7 +30,7 @@ import torch
 
 from ..compiler import compile as kcompile
 from ..convert.constants import snap_constants, snap_number
-from ..errors import ConfigError, FitError
+from ..errors import ConfigError, FitError, UnsupportedError
 from .data import prepare
 from .expr import complexity, evaluate, fit_constants, rel_rmse
 from .structure import Budget, Problem, Search
@@ -75,8 +75,11 @@ class Discovery:
         """The formula's values at the rows of ``X`` (same columns as the data)."""
         Xt, _, _ = prepare(X, [0.0] * len(X), self.variables, min_samples=1)
         cols = {n: Xt[:, i] for i, n in enumerate(self.variables)}
-        return evaluate(self.formula, cols) if self.formula.free_symbols else torch.full(
-            (Xt.shape[0],), float(self.formula), dtype=torch.float64)
+        return (
+            evaluate(self.formula, cols)
+            if self.formula.free_symbols
+            else torch.full((Xt.shape[0],), float(self.formula), dtype=torch.float64)
+        )
 
     def __str__(self) -> str:
         lines = [f"formula: {self.formula}", f"held-out relative RMSE: {self.error:.2e}",
@@ -113,13 +116,21 @@ def _snap(e: sympy.Expr, cols: dict, y: torch.Tensor, err: float) -> tuple[sympy
         if s.atoms(sympy.Float):
             s, serr = fit_constants(sympy.nfloat(s), cols, y, steps=30)
             s = snap_constants(s, rtol=1e-6)
-        serr = rel_rmse(evaluate(s, cols), y) if s.free_symbols else rel_rmse(torch.full_like(y, float(s)), y)
-        if serr <= best[1] * 1.01 + 1e-12 or (serr <= 1e-9 and complexity(s) <= complexity(best[0])):
+        serr = (
+            rel_rmse(evaluate(s, cols), y)
+            if s.free_symbols
+            else rel_rmse(torch.full_like(y, float(s)), y)
+        )
+        if serr <= best[1] * 1.01 + 1e-12 or (
+            serr <= 1e-9 and complexity(s) <= complexity(best[0])
+        ):
             best = (s, serr)
     return best
 
 
-def _variants(e: sympy.Expr, err: float, cols: dict, y: torch.Tensor) -> list[tuple[sympy.Expr, float]]:
+def _variants(
+    e: sympy.Expr, err: float, cols: dict, y: torch.Tensor
+) -> list[tuple[sympy.Expr, float]]:
     """The fitted formula, and its expanded / common-factor forms (constants refitted): a
     product of constants spread over a sum snaps only once it is multiplied out."""
     out = [(e, err)]
@@ -148,8 +159,10 @@ def _finish(cands: list[Candidate], cols: dict, y: torch.Tensor, hold: dict, yh:
         for e, err in _variants(e0, err0, cols, y):
             e, err = _snap(e, cols, y, err)
             try:
-                herr = rel_rmse(evaluate(e, hold) if e.free_symbols else torch.full_like(yh, float(e)), yh)
-            except (ValueError, KeyError, TypeError, RuntimeError):
+                herr = rel_rmse(
+                    evaluate(e, hold) if e.free_symbols else torch.full_like(yh, float(e)), yh
+                )
+            except (ValueError, KeyError, TypeError, RuntimeError, UnsupportedError):
                 continue
             if math.isfinite(herr):
                 points.setdefault(str(e), ParetoPoint(complexity(e), herr, e))
@@ -244,5 +257,7 @@ def discover(
                           p.formula.xreplace({s: sympy.Symbol(s.name) for s in p.formula.free_symbols}))
               for p in front]  # fmt: skip
     report["seconds"] = time.perf_counter() - t0
-    structure = [s for s in budget.log if "split" in s or "pair" in s or "transform" in s or "dropped" in s]
+    structure = [
+        s for s in budget.log if "split" in s or "pair" in s or "transform" in s or "dropped" in s
+    ]
     return Discovery(formula, pareto, structure or ["direct fit"], report, names, best.error)

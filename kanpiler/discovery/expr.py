@@ -17,48 +17,18 @@ generated or evaluated.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import sympy
 import torch
 from torch.func import jacfwd
 
-from .. import library
+from ..convert.evaluate import evaluate_sympy
+from ..errors import UnsupportedError
 
 F64 = torch.float64
 
 __all__ = ["evaluate", "fit_constants", "complexity", "parametrize", "rel_rmse"]
-
-
-@lru_cache(maxsize=1)
-def _functions() -> dict[Any, Any]:
-    return {cls: fn.torch_fn for cls, fn in library.sympy_inverse().items()}
-
-
-def _node(node: sympy.Basic, args: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
-    if node.is_Number or node.is_NumberSymbol:
-        return torch.full_like(like, float(node))
-    if node.is_Add:
-        out = args[0]
-        for a in args[1:]:
-            out = out + a
-        return out
-    if node.is_Mul:
-        out = args[0]
-        for a in args[1:]:
-            out = out * a
-        return out
-    if node.is_Pow:
-        base, ex = node.args
-        if ex.is_Integer:
-            n = int(ex)
-            return args[0] ** n if n >= 0 else 1.0 / args[0] ** (-n)
-        return torch.pow(args[0], args[1])
-    fn = _functions().get(node.func)
-    if fn is None or len(args) != 1:
-        raise ValueError(f"no torch value for {node.func}")
-    return fn(args[0])
 
 
 def evaluate(
@@ -66,17 +36,9 @@ def evaluate(
     cols: dict[str, torch.Tensor],
     params: dict[sympy.Symbol, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Values of ``expr`` with each variable ``cols[name]`` and each parameter ``params[s]``."""
-    like = next(iter(cols.values()))
-    done: dict[sympy.Basic, torch.Tensor] = dict(params or {})
-    for node in sympy.postorder_traversal(expr):
-        if node in done:
-            continue
-        if node.is_Symbol:
-            done[node] = cols[node.name]
-        else:
-            done[node] = _node(node, [done[a] for a in node.args], like)
-    return torch.broadcast_to(done[expr], like.shape)
+    """Values of ``expr`` with each variable ``cols[name]`` and each parameter ``params[s]``
+    (the converter's :func:`~kanpiler.convert.evaluate.evaluate_sympy`)."""
+    return evaluate_sympy(expr, cols, dict(params or {}))
 
 
 def complexity(expr: sympy.Basic) -> int:
@@ -96,7 +58,9 @@ def rel_rmse(pred: torch.Tensor, y: torch.Tensor) -> float:
     """RMSE relative to the standard deviation of y (to its RMS if y is constant); inf if not finite."""
     if not bool(torch.isfinite(pred).all()):
         return float("inf")
-    scale = float(y.std()) if y.numel() > 1 and float(y.std()) > 0 else float(y.abs().mean()) + 1e-300
+    scale = (
+        float(y.std()) if y.numel() > 1 and float(y.std()) > 0 else float(y.abs().mean()) + 1e-300
+    )
     return float(((pred - y) ** 2).mean().sqrt()) / scale
 
 
@@ -116,7 +80,7 @@ def fit_constants(
     if not syms:
         try:
             return expr, rel_rmse(evaluate(expr, cols), y)
-        except (ValueError, KeyError, TypeError, RuntimeError):
+        except (ValueError, KeyError, TypeError, RuntimeError, UnsupportedError):
             return expr, float("inf")
     p = torch.tensor(start, dtype=F64)
 
@@ -127,7 +91,7 @@ def fit_constants(
         p = _levenberg_marquardt(resid, p, steps)
         out = expr.xreplace({f: sympy.Float(float(v)) for f, v in zip(_floats(expr), p)})
         return out, rel_rmse(resid(p) + y, y)
-    except (ValueError, KeyError, TypeError, RuntimeError):
+    except (ValueError, KeyError, TypeError, RuntimeError, UnsupportedError):
         return expr, float("inf")
 
 
