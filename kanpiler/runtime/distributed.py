@@ -40,7 +40,7 @@ __all__ = [
     "active", "rank", "world_size", "is_main", "shard", "total_count", "weighted_mean",
     "mean_loss_and_grad",
     "average_gradients", "gather_rows", "global_sums", "batch_std", "broadcast_module",
-    "Batches",
+    "every", "Batches",
 ]  # fmt: skip
 
 
@@ -182,6 +182,16 @@ def batch_std(t: torch.Tensor, dim: int = 0) -> torch.Tensor:
     mean = (buf[:-1] / n_all).reshape(t.sum(dim=dim).shape).unsqueeze(dim)
     m2 = global_sums((t - mean).square().sum(dim=dim), n)
     return (m2 / (n_all - 1)).sqrt()
+
+
+def every(flag: bool, device: torch.device | str = "cpu") -> bool:
+    """Whether ``flag`` holds on every rank (``flag`` itself with one process): e.g. whether
+    every rank still has a batch, so that all stop at the same step."""
+    if not active():
+        return bool(flag)
+    buf = torch.tensor([1 if flag else 0], dtype=torch.int64, device=device)
+    dist.all_reduce(buf, op=dist.ReduceOp.MIN)
+    return bool(buf.item())
 
 
 def broadcast_module(module: torch.nn.Module, src: int = 0) -> None:

@@ -26,6 +26,7 @@ import torch
 
 from ..errors import ConfigError, FitError, ShapeError
 from .basis import BSplineBasis
+from .batches import BatchStream, is_batches
 from .config import model_config
 from .objective import Penalty
 
@@ -64,7 +65,13 @@ class Plan:
     history_size: int = 10  # memory of torch's L-BFGS, used for models too large for BFGS
     cut_step: int = 0  # after this many steps only the best ``keep`` restarts go on
     keep: int = 1
+    stream: BatchStream | None = None  # training batches from a loader; ``train`` is the first
+    test_stream: BatchStream | None = None  # test batches from a loader (passed over per step)
     _noise: float | None = field(default=None, repr=False)
+
+    @property
+    def has_test(self) -> bool:
+        return self.test is not None or self.test_stream is not None
 
     @property
     def loss_name(self) -> str:
@@ -115,12 +122,33 @@ def check(
     opt = _option(opt, ("LBFGS", "Adam"), "optimizer (opt)")
     lr = _positive(lr, "lr")
     steps = _count(steps, "steps", 0)
-    train = _pair(model, x, y, "training", loss_fn)
-    test = (
-        None if x_test is None and y_test is None else _pair(model, x_test, y_test, "test", loss_fn)
-    )
+    stream = _stream(model, x, y, "training", loss_fn) if is_batches(x) else None
+    if stream is not None:
+        if batch is not None and int(batch) > 0:
+            raise ConfigError(
+                "batch= does not apply to a loader: its batches are used as they come (set "
+                "the batch size in the DataLoader)"
+            )
+        train = stream.first()
+    else:
+        train = _pair(model, x, y, "training", loss_fn)
+    test, test_stream = None, None
+    if is_batches(x_test):
+        test_stream = _stream(model, x_test, y_test, "test", loss_fn)
+        if test_stream.one_shot:
+            raise ConfigError(
+                "test data given as a one-shot iterator (e.g. a generator) cannot be passed "
+                "over at every step; give a DataLoader, a list of batches or tensors"
+            )
+        test_stream.first()
+    elif x_test is not None or y_test is not None:
+        test = _pair(model, x_test, y_test, "test", loss_fn)
     n = train[0].shape[0]
-    batch = n if batch is None or int(batch) <= 0 or int(batch) >= n else int(batch)
+    batch = (
+        n
+        if stream is not None or batch is None or int(batch) <= 0 or int(batch) >= n
+        else int(batch)
+    )
     pen = Penalty(*(_nonnegative(v, name) for v, name in zip(penalty, _PENALTY_NAMES)))
     update, num, start, stop = grid
     num = _count(num, "grid_update_num", 1)
@@ -129,7 +157,7 @@ def check(
         if early_stopping
         else 0
     )
-    if patience and test is None:
+    if patience and test is None and test_stream is None:
         raise ConfigError(
             "early_stopping needs test data (x_test and y_test, or test_input/test_label)"
         )
@@ -141,7 +169,8 @@ def check(
         train=train, test=test, steps=steps, opt=opt, lr=lr, batch=batch, penalty=pen,
         grid=(bool(update), max(1, int(int(stop) / num)), int(start), int(stop)),
         patience=patience, loss_fn=loss_fn, metrics=_metrics(metrics),
-        restarts=_restarts(model, restarts, opt, batch < n), seed=int(seed), threads=threads,
+        restarts=_restarts(model, restarts, opt, batch < n or stream is not None),
+        seed=int(seed), threads=threads, stream=stream, test_stream=test_stream,
         stall_window=_count(stall_window, "stall_window", 1) if stall_window else (5 if opt == "LBFGS" else 100),
         warmup=_warmup(model, warmup, opt),
         history_size=10 if history_size is None else _count(history_size, "history_size", 1),
@@ -194,8 +223,32 @@ def _count(value: Any, name: str, least: int) -> int:
     return int(value)
 
 
-def _pair(model: MultKAN, x: Any, y: Any, what: str, loss_fn: Callable | None) -> Pair:
-    """Check one data set: tensors, shapes, dtypes, finiteness."""
+def _stream(model: MultKAN, x: Any, y: Any, what: str, loss_fn: Callable | None) -> BatchStream:
+    """A stream of ``what`` batches from ``x``, a loader or iterable of ``(x, y)`` pairs."""
+    if y is not None:
+        raise ConfigError(
+            f"{what} data: pass a loader of (x, y) batches alone, without separate targets"
+        )
+    return BatchStream(x, lambda item, i: _batch(model, item, f"{what} batch {i}", loss_fn), what)
+
+
+def _batch(model: MultKAN, item: Any, what: str, loss_fn: Callable | None) -> Pair:
+    """Check one batch from a loader (as :func:`_pair`, on any device); move it to the model's."""
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        size = f" of length {len(item)}" if isinstance(item, (tuple, list)) else ""
+        raise ShapeError(f"{what} must be a pair (x, y), got {type(item).__name__}{size}")
+    x, y = _pair(model, item[0], item[1], what, loss_fn, any_device=True)
+    if x.device != model.device:
+        x = x.to(model.device, non_blocking=True)
+        y = y.to(model.device, non_blocking=True)
+    return x, y
+
+
+def _pair(
+    model: MultKAN, x: Any, y: Any, what: str, loss_fn: Callable | None, any_device: bool = False
+) -> Pair:
+    """Check one data set: tensors, shapes, dtypes, finiteness (devices: unless
+    ``any_device``, those of the model)."""
     for name, t in ((f"{what} inputs", x), (f"{what} targets", y)):
         if not isinstance(t, torch.Tensor):
             raise ShapeError(
@@ -208,7 +261,7 @@ def _pair(model: MultKAN, x: Any, y: Any, what: str, loss_fn: Callable | None) -
         raise ShapeError(f"{what} data is empty (0 samples)")
     if not x.is_floating_point():
         raise ShapeError(f"{what} inputs are {x.dtype}: use floating point ({model.dtype})")
-    if x.dtype != model.dtype or x.device != model.device:
+    if x.dtype != model.dtype or (x.device != model.device and not any_device):
         raise ShapeError(
             f"{what} inputs are {x.dtype} on {x.device}, the model {model.dtype} on "
             f"{model.device}; use x.to(model.dtype, model.device)"

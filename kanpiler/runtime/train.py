@@ -1,6 +1,7 @@
 """Training MultKAN models: batched restarts, quasi-Newton or Adam, penalties, grid updates.
 
-In: a model and data, as ``(x, y)`` tensors or pykan's dataset dict. Out: the trained model
+In: a model and data, as ``(x, y)`` tensors, pykan's dataset dict, or a ``DataLoader`` (any
+iterable) of ``(x, y)`` batches. Out: the trained model
 (in place) and a history per step. Stage: runtime. Several initialisations (``restarts``)
 train as one stacked model and the best on validation data is kept; a fit whose loss stops
 moving far above the data's noise level warns once and says so in the history. Every input
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..errors import ConfigError
 from ..numerics import loss_scale, make_lbfgs
 from . import distributed, fitcheck
 from .objective import LossFn, Objective, losses, penalty
@@ -40,6 +42,7 @@ History = dict[str, list]
 ITERATIONS_PER_STEP = 20  # evaluations per LBFGS step, as torch's and pykan's max_iter
 DENSE_LIMIT = 16_000_000  # restarts * params**2 up to which the inverse Hessian is kept dense
 STALL_FACTOR = 3.0  # a plateau above this many times the noise level is a stall
+GRID_SAMPLES = 4096  # rows (over all ranks) a grid update reads from a loader, at most
 
 
 class StallWarning(UserWarning):
@@ -81,7 +84,14 @@ def fit(
     """Train ``model`` in place; return the history of the kept restart, one entry per step.
 
     Data: ``fit(model, x, y)`` or ``fit(model, dataset)`` with pykan's dict (``train_input``,
-    ``train_label``, optional ``test_input``/``test_label``). History keys: ``train_loss``,
+    ``train_label``, optional ``test_input``/``test_label``), or ``fit(model, loader)`` with
+    a ``DataLoader`` or any iterable of ``(x, y)`` batches (data larger than memory): every
+    step trains on the next batch (LBFGS: all evaluations of a step on that one batch), a
+    re-iterable loader is passed over again and again, a generator ends the fit when it
+    ends; grids are updated from the step's batch and the next of its pass (up to
+    ``GRID_SAMPLES`` rows); ``train_loss`` is the loss on the step's batch. ``x_test`` may be
+    a re-iterable loader too (a full pass per step). Under torchrun each rank reads its own
+    loader (use a ``DistributedSampler``). History keys: ``train_loss``,
     ``test_loss``, ``reg`` and, with the default squared loss, ``train_rmse``/``test_rmse``;
     one list per ``metrics`` entry (``metric(pred, target)`` on the test data if given, else
     the training data); ``warnings`` (messages) and ``restart`` (the index kept).
@@ -123,10 +133,11 @@ def fit(
 
 def _sharded(plan: fitcheck.Plan) -> fitcheck.Plan:
     """Under ``torch.distributed`` (torchrun): this rank's rows of the training and test data
-    (see :mod:`.distributed`); the plan itself with one process."""
+    (see :mod:`.distributed`); the plan itself with one process. Loaders are not sharded:
+    each rank reads its own (e.g. through a ``DistributedSampler``)."""
     if not distributed.active():
         return plan
-    x, y = distributed.shard(*plan.train)
+    x, y = distributed.shard(*plan.train) if plan.stream is None else plan.train
     test = None
     if plan.test is not None:
         x_test, y_test = distributed.shard(*plan.test)
@@ -178,7 +189,8 @@ class _Run:
         quiet = not progress or not distributed.is_main()  # one bar, on rank 0
         bar = tqdm(range(plan.steps), disable=quiet, desc="fit", leave=False)
         for step in bar:
-            self._prepare(step)
+            if not self._prepare(step):
+                break  # a one-shot stream of batches (a generator) has ended
             self._optimise()
             record = self._record(step)
             if progress:
@@ -191,12 +203,20 @@ class _Run:
             if plan.patience and step - self.best_step >= plan.patience:
                 break
 
-    def _prepare(self, step: int) -> None:
-        """Pick the batch, warm up, update grids when scheduled, and tell the optimiser."""
+    def _prepare(self, step: int) -> bool:
+        """Pick the batch, warm up, update grids when scheduled, and tell the optimiser;
+        ``False`` when a one-shot stream of batches has ended (on any rank)."""
         plan, (x, y) = self.plan, self.plan.train
         n = x.shape[0]
         changed = plan.batch < n or step == 0
-        if plan.batch < n:
+        if plan.stream is not None:  # a loader: its next batch (the same tensors: no change)
+            batch = plan.stream.next()
+            if not distributed.every(batch is not None, self.model.device):
+                return False
+            assert batch is not None
+            x, y = batch
+            changed = step == 0 or x is not self.batch[0] or y is not self.batch[1]
+        elif plan.batch < n:
             ids = torch.randperm(n, generator=self.gen)[: plan.batch].to(x.device)
             x, y = x[ids], y[ids]
         self.batch = (x, y)
@@ -208,11 +228,15 @@ class _Run:
         update, every, start, stop = plan.grid
         if update and self.model.has_grid and start <= step < stop and step % every == 0:
             self.stack.set_theta(self.theta)
-            self.stack.model.update_grid(distributed.gather_rows(self.stack.inputs(x)))
+            sample = x
+            if plan.stream is not None:  # this batch and the next of its pass, up to a bound
+                sample = plan.stream.sample(x, GRID_SAMPLES // distributed.world_size())
+            self.stack.model.update_grid(distributed.gather_rows(self.stack.inputs(sample)))
             self.theta = self.stack.theta()
             changed = True
         if changed:
             self.optimizer.forget()
+        return True
 
     def _optimise(self) -> None:
         before = self.theta
@@ -223,25 +247,29 @@ class _Run:
         self.stack.set_theta(self.theta)
 
     def _record(self, step: int) -> dict[str, float]:
-        """Losses of every restart on the full data; the best per restart so far."""
+        """Losses of every restart on the full data (the step's batch from a loader), on all
+        of the test data; the best per restart so far."""
         plan, stack = self.plan, self.stack
+        scored = self._scored()
         with torch.no_grad():
-            train_pred = stack.forward(plan.train[0])
-            train = losses(train_pred, plan.train[1], plan.loss_fn)
-            train = distributed.weighted_mean(train, plan.train[0].shape[0])
+            train_pred = stack.forward(scored[0])
+            train = losses(train_pred, scored[1], plan.loss_fn)
+            train = distributed.weighted_mean(train, scored[0].shape[0])
             reg = self._penalty()
-            if plan.test is None:
-                data, pred, test = plan.train, train_pred, train
+            if plan.test_stream is not None:
+                test, values = self._test_pass(plan.test_stream)
             else:
-                data, pred = plan.test, stack.forward(plan.test[0])
-                test = losses(pred, plan.test[1], plan.loss_fn)
-                test = distributed.weighted_mean(test, plan.test[0].shape[0])
+                data, pred, test = scored, train_pred, train
+                if plan.test is not None:
+                    data, pred = plan.test, stack.forward(plan.test[0])
+                    test = losses(pred, plan.test[1], plan.loss_fn)
+                    test = distributed.weighted_mean(test, plan.test[0].shape[0])
+                values = {name: _metric(f, pred, data[1]) for name, f in plan.metrics.items()}
         self.rows["train"].append(train)
         self.rows["test"].append(test)
         self.rows["reg"].append(reg)
-        for name, metric in plan.metrics.items():
-            values = [float(metric(pred[:, r], data[1])) for r in range(pred.shape[1])]
-            self.rows[name].append(torch.tensor(values, dtype=torch.float64))
+        for name, row in values.items():
+            self.rows[name].append(row)
         score = torch.nan_to_num(test, nan=math.inf)
         better = score < self.best
         if plan.patience:
@@ -252,16 +280,38 @@ class _Run:
         self.best = torch.where(better, score, self.best)
         return self._entry(int(torch.argmin(self.best)), -1)
 
+    def _scored(self) -> tuple[torch.Tensor, Any]:
+        """The training data the history reports on: all of it, or the step's batch from a
+        loader (the data as a whole need not fit in memory)."""
+        return self.plan.train if self.plan.stream is None else self.batch
+
+    def _test_pass(self, stream: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Test losses ``(R,)`` and metrics over one pass of a test loader: batch values
+        weighted by their rows (over every rank's batches under torchrun)."""
+        plan, stack = self.plan, self.stack
+        total, count = 0.0, 0
+        sums: dict[str, torch.Tensor] = {}
+        for x, y in stream.one_pass():
+            pred = stack.forward(x)
+            total = total + losses(pred, y, plan.loss_fn) * x.shape[0]
+            for name, f in plan.metrics.items():
+                sums[name] = sums.get(name, 0.0) + _metric(f, pred, y) * x.shape[0]
+            count += x.shape[0]
+        if count == 0:
+            raise ConfigError("the test data yields no batches")
+        test = distributed.weighted_mean(torch.as_tensor(total) / count, count)
+        return test, {name: value / count for name, value in sums.items()}
+
     def _penalty(self) -> torch.Tensor:
         pen, stack = self.plan.penalty, self.stack
         if not pen.active:
             return torch.zeros(stack.n, dtype=self.model.dtype, device=self.model.device)
-        _, record = stack.model.run(stack.inputs(self.plan.train[0]), record=True)
+        _, record = stack.model.run(stack.inputs(self._scored()[0]), record=True)
         return penalty(stack, record, pen) if record is not None else torch.zeros(stack.n)
 
     def _entry(self, r: int, i: int) -> dict[str, float]:
         """The history entry of restart ``r`` (current index) at recorded step ``i``."""
-        has_test = self.plan.test is not None
+        has_test = self.plan.has_test
         entry = {name: float(rows[i][r]) for name, rows in self.rows.items()}
         entry["train_loss"], entry["test_loss"] = entry.pop("train"), entry.pop("test")
         if not has_test:
@@ -381,6 +431,12 @@ class _TorchLBFGS:
 
         self.opt.step(closure)
         return stack.theta()
+
+
+def _metric(metric: Callable, pred: torch.Tensor, target: Any) -> torch.Tensor:
+    """``(R,)`` float64: ``metric(pred_r, target)`` of every restart ``r``."""
+    values = [float(metric(pred[:, r], target)) for r in range(pred.shape[1])]
+    return torch.tensor(values, dtype=torch.float64)
 
 
 def rmse(model: MultKAN, x: torch.Tensor, y: torch.Tensor) -> float:
