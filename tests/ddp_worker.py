@@ -1,9 +1,10 @@
 """A small data-parallel training run (helper of test_runtime_distributed.py, not a test).
 
-Run as ``python tests/ddp_worker.py OUT [fit]`` (one process, all data) or under
-``torchrun --nproc_per_node 2 tests/ddp_worker.py OUT [fit]`` (gloo; each rank trains on its
-shard): a hand-written LBFGS loop with the helpers of :mod:`kanpiler.runtime.distributed`, or
-(``fit``) ``model.fit``, which does the same itself.
+Run as ``python tests/ddp_worker.py OUT [fit|loader]`` (one process, all data) or under
+``torchrun --nproc_per_node 2 tests/ddp_worker.py OUT [fit|loader]`` (gloo; each rank trains
+on its shard): a hand-written LBFGS loop with the helpers of
+:mod:`kanpiler.runtime.distributed`, or (``fit``) ``model.fit``, which does the same itself, or
+(``loader``) ``model.fit`` on DataLoaders, one per rank through a ``DistributedSampler``.
 Rank 0 writes ``OUT`` (JSON): the loss per step and the final parameters and grids; every rank
 calls ``model.save`` (into OUT's folder, named by its rank), and only rank 0 may write.
 """
@@ -78,11 +79,42 @@ def train_with_fit(steps: int = 4) -> dict:
     return {"losses": history["train_loss"], "state": state, "world": distributed.world_size()}
 
 
+def train_with_loaders(steps: int = 5) -> dict:
+    """``model.fit`` on DataLoaders: one process reads batches of 80 rows; under torchrun
+    each rank reads 40 through a ``DistributedSampler`` (rank r: rows r, r + W, ...), so the
+    ranks' batches together are the single process's batch."""
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+    torch.set_num_threads(1)
+    model = MultKAN([2, 3, 1], grid=5, k=3, seed=int(os.environ.get("RANK", 0)), dtype=F64)
+    x, y = data()
+    x_test, y_test = data(60)
+    world = distributed.world_size()
+
+    def loader(ds: TensorDataset, rows: int) -> DataLoader:
+        if world == 1:
+            return DataLoader(ds, batch_size=rows)
+        sampler = DistributedSampler(ds, shuffle=False)  # rank and world from the group
+        return DataLoader(ds, batch_size=rows // world, sampler=sampler)
+
+    history = model.fit(
+        loader(TensorDataset(x, y), 80), x_test=loader(TensorDataset(x_test, y_test), 20),
+        steps=steps, lamb=1e-3, restarts=2, stop_grid_update_step=4, grid_update_num=2,
+        progress=True,
+    )  # fmt: skip
+    state = {k: v.flatten().tolist() for k, v in model.state_dict().items()}
+    return {
+        "losses": history["train_loss"], "test": history["test_loss"], "state": state,
+        "world": world,
+    }  # fmt: skip
+
+
 def main() -> None:
     if "RANK" in os.environ:
         dist.init_process_group("gloo")
     try:
-        result = train_with_fit() if sys.argv[2:] == ["fit"] else train()
+        mode = sys.argv[2] if len(sys.argv) > 2 else ""
+        result = {"fit": train_with_fit, "loader": train_with_loaders}.get(mode, train)()
         if distributed.is_main():
             with open(sys.argv[1], "w") as f:
                 json.dump(result, f)

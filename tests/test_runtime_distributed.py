@@ -59,6 +59,27 @@ def test_fit_on_two_gloo_processes_matches_one(tmp_path) -> None:
 
 
 @pytest.mark.slow
+def test_fit_on_loaders_on_two_gloo_processes_matches_one(tmp_path) -> None:
+    """``model.fit`` on DataLoaders, each rank its own through a ``DistributedSampler``:
+    batch losses, gradients, grid samples (read ahead in the pass) and the test pass are
+    reduced over ranks, so two processes give the one-process run, to rounding."""
+    one_out, two_out = tmp_path / "one.json", tmp_path / "two.json"
+    one = _run([sys.executable, str(WORKER), str(one_out), "loader"], one_out)
+    two = _run(_torchrun(str(two_out), "loader"), two_out)
+    assert (one["world"], two["world"]) == (1, 2)
+    assert len(one["losses"]) == len(two["losses"]) == 5  # 3 batches a pass: a second pass
+    for key in ("losses", "test"):
+        for a, b in zip(one[key], two[key]):
+            assert b == pytest.approx(a, rel=1e-5)
+    assert one["test"][-1] < 0.5 * one["test"][0]  # it trained
+    for key, values in one["state"].items():
+        torch.testing.assert_close(
+            torch.tensor(two["state"][key]), torch.tensor(values), atol=1e-5, rtol=1e-5
+        )
+    assert two["stderr"].count("100%") == 1  # one progress bar, on rank 0
+
+
+@pytest.mark.slow
 def test_two_gloo_processes_match_one(tmp_path) -> None:
     one = _run([sys.executable, str(WORKER), str(tmp_path / "one.json")], tmp_path / "one.json")
     two = _run(_torchrun(str(tmp_path / "two.json")), tmp_path / "two.json")
