@@ -103,6 +103,7 @@ def test_helpers_are_identities_without_a_group() -> None:
     assert distributed.shard(x)[0] is not None and torch.equal(distributed.shard(x)[0], x)
     assert distributed.gather_rows(x) is x
     assert distributed.total_count(6) == 6
+    assert (distributed.every(True), distributed.every(False)) == (True, False)
     loss, grad = torch.tensor(2.0), torch.ones(3)
     assert distributed.mean_loss_and_grad(loss, grad, 4) == (loss, grad)
     assert distributed.weighted_mean(grad, 4) is grad

@@ -38,13 +38,16 @@ def test_one_batch_loader_equals_full_batch_tensors() -> None:
     search going across steps, as with tensors; a new batch starts a new one.)"""
     x, y = data()
     xt, yt = data(40, seed=2)
+    def mae(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (pred - target).abs().mean()
+
     opts = dict(steps=3, lamb=1e-3, restarts=1, warmup=10, stop_grid_update_step=4,
-                grid_update_num=2, progress=False)  # fmt: skip
+                grid_update_num=2, metrics=[mae], progress=False)  # fmt: skip
     a, b = model(), model()
     ha = fit(a, x, y, x_test=xt, y_test=yt, **opts)
     test = DataLoader(TensorDataset(xt, yt), batch_size=16)  # 3 batches: a weighted pass
     hb = fit(b, [(x, y)], x_test=test, **opts)
-    for key in ("train_loss", "test_loss", "reg"):
+    for key in ("train_loss", "test_loss", "reg", "mae"):
         assert hb[key] == pytest.approx(ha[key], rel=1e-9), key
     assert_same_state(a, b, 1e-9)
     assert ha["train_loss"][-1] < 0.2 * ha["train_loss"][0]  # it trained
