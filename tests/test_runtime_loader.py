@@ -38,6 +38,7 @@ def test_one_batch_loader_equals_full_batch_tensors() -> None:
     search going across steps, as with tensors; a new batch starts a new one.)"""
     x, y = data()
     xt, yt = data(40, seed=2)
+
     def mae(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return (pred - target).abs().mean()
 
