@@ -153,6 +153,8 @@ def test_bad_loader_calls_raise_before_training() -> None:
         fit(m, [], steps=2, progress=False)
     with pytest.raises(ConfigError, match="without separate targets"):
         fit(m, pairs, y, steps=2, progress=False)
+    with pytest.raises(ShapeError, match=r"got Tensor; for tensors x, y call fit\(model, x, y\)"):
+        fit(m, (x, y), steps=2, progress=False)
     with pytest.raises(ConfigError, match="batch= does not apply"):
         fit(m, pairs, steps=2, batch=4, progress=False)
     with pytest.raises(ConfigError, match="one-shot iterator"):

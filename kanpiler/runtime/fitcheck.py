@@ -236,7 +236,8 @@ def _batch(model: MultKAN, item: Any, what: str, loss_fn: Callable | None) -> Pa
     """Check one batch from a loader (as :func:`_pair`, on any device); move it to the model's."""
     if not isinstance(item, (tuple, list)) or len(item) != 2:
         size = f" of length {len(item)}" if isinstance(item, (tuple, list)) else ""
-        raise ShapeError(f"{what} must be a pair (x, y), got {type(item).__name__}{size}")
+        hint = "; for tensors x, y call fit(model, x, y)" if isinstance(item, torch.Tensor) else ""
+        raise ShapeError(f"{what} must be a pair (x, y), got {type(item).__name__}{size}{hint}")
     x, y = _pair(model, item[0], item[1], what, loss_fn, any_device=True)
     if x.device != model.device:
         x = x.to(model.device, non_blocking=True)
