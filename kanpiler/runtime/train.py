@@ -226,14 +226,14 @@ class _Run:
         """Losses of every restart on the full data; the best per restart so far."""
         plan, stack = self.plan, self.stack
         with torch.no_grad():
-            train_pred = stack.forward(plan.train[0])
+            train_pred = self.objective.predict(plan.train[0])
             train = losses(train_pred, plan.train[1], plan.loss_fn)
             train = distributed.weighted_mean(train, plan.train[0].shape[0])
             reg = self._penalty()
             if plan.test is None:
                 data, pred, test = plan.train, train_pred, train
             else:
-                data, pred = plan.test, stack.forward(plan.test[0])
+                data, pred = plan.test, self.objective.predict(plan.test[0])
                 test = losses(pred, plan.test[1], plan.loss_fn)
                 test = distributed.weighted_mean(test, plan.test[0].shape[0])
         self.rows["train"].append(train)
