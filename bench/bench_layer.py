@@ -213,13 +213,19 @@ def run_method(name: str, args: argparse.Namespace) -> list[dict]:
     left behind by one library (e.g. torch.compile's OpenMP pool) never slow another."""
     cmd = [sys.executable, __file__, "--worker", name, "--device", args.device]
     cmd += ["--threads", str(args.threads), "--warmup", str(args.warmup)]
-    cmd += ["--repeats", str(args.repeats), "--dtype", args.dtype]
+    cmd += ["--repeats", str(args.repeats), "--dtype", args.dtype, "--shapes", args.shapes]
     env = dict(os.environ, KANPILER_NATIVE="0") if name == "kanpiler-torch" else None
     done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return [{"method": name, "status": f"failed: {tail}"[:70]} for _ in SHAPES]
+        return [{"method": name, "status": f"failed: {tail}"[:70]} for _ in _chosen(args)]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _chosen(args: argparse.Namespace) -> list:
+    """The shapes whose name contains one of the ``;``-separated ``--shapes`` (all by default)."""
+    wanted = [w for w in args.shapes.split(";") if w]
+    return [s for s in SHAPES if not wanted or any(w in s[0] for w in wanted)]
 
 
 def worker(name: str, args: argparse.Namespace) -> None:
@@ -227,7 +233,7 @@ def worker(name: str, args: argparse.Namespace) -> None:
     DTYPE = getattr(torch, args.dtype)
     torch.set_num_threads(args.threads)
     results = []
-    for shape in SHAPES:
+    for shape in _chosen(args):
         rows = measure_all(shape, args.device, args.warmup, args.repeats, [name])
         floor, row = rows[0], rows[-1]
         if "seconds" in row:
@@ -245,6 +251,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
+    parser.add_argument("--shapes", default="", help="parts of shape names, separated by ;")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -256,7 +263,7 @@ def main() -> None:
     names = [n for n in args.methods.split(",") if n in METHODS]
     table = {name: run_method(name, args) for name in names if name != "floor"}
 
-    for pos, shape in enumerate(SHAPES):
+    for pos, shape in enumerate(_chosen(args)):
         print(f"\n{shape[0]}, batch {shape[1]}")
         head = f"  {'method':<15} {'median ms':>10} {'x floor':>8} {'memory MB':>10} {'x floor':>8}"
         print(head)

@@ -30,15 +30,16 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from . import native
-from .basis import BSplineBasis
+from .basis import BSplineBasis, snapshot, unchanged
 
-__all__ = ["Model", "kernel", "applies", "outputs", "MAX_ORDER"]
+__all__ = ["Model", "kernel", "applies", "outputs", "forward", "MAX_ORDER"]
 
 MAX_ORDER = 15  # B-spline orders up to this are handled natively
 
@@ -190,15 +191,18 @@ INLINE void layer_backward_S(int64_t N, const int64_t k, const int64_t *dim, voi
 INLINE void model_body_S(int64_t depth, int64_t N, const int64_t k, const int64_t *dims,
                          void **ptrs, T **acts, void **work, const T *y, const int64_t *cols,
                          int64_t n_groups, int64_t no, double *loss, int backward, T *ga,
-                         T *gb) {
-    for (int64_t l = 0; l < depth; ++l) {
+                         T *gb, T *gx) {
+    for (int64_t l = 0; l < depth && backward != 2; ++l) { /* 2: the forward pass is done */
         const int64_t *dim = dims + 3 * l;
         void **p = ptrs + P_PER_LAYER * l, **w = work + 5 * l;
         basis_pass_S(N * dim[0], dim[0], dim[2], k, acts[l], p[0], p[1], p[2], w[0], w[1],
                      w[2], w[3], w[4]);
         layer_forward_S(N, k, dim, p, w[0], w[1], w[3], acts[l + 1]);
     }
-    if (!y) return;
+    if (!y) { /* backward from the output gradient the caller put into ga */
+        if (!backward) return;
+        goto back;
+    }
     const int64_t n_last = dims[3 * (depth - 1) + 1];
     const T *out = acts[depth];
     const double scale = 1.0 / (double)(N * no);
@@ -216,9 +220,10 @@ INLINE void model_body_S(int64_t depth, int64_t N, const int64_t k, const int64_
         loss[r] = total * scale;
     }
     if (!backward) return;
+back:
     for (int64_t l = depth - 1; l >= 0; --l) {
         void **w = work + 5 * l;
-        T *gh = l > 0 ? gb : 0;
+        T *gh = l > 0 ? gb : gx;
         layer_backward_S(N, k, dims + 3 * l, ptrs + P_PER_LAYER * l, w[0], w[1], w[2], w[3],
                          w[4], ga, gh);
         T *swap = ga; ga = gb; gb = swap;
@@ -323,23 +328,26 @@ void bfgs_accept_S(int64_t R, int64_t P, T c1, int64_t max_backtracks, T *theta,
 
 void model_S(int64_t depth, int64_t N, int64_t k, const int64_t *dims, void **ptrs, T **acts,
              void **work, const T *y, const int64_t *cols, int64_t n_groups, int64_t no,
-             double *loss, int backward, T *ga, T *gb) {
+             double *loss, int backward, T *ga, T *gb, T *gx) {
     if (k == 3) /* the usual order, with its loops unrolled */
         model_body_S(depth, N, 3, dims, ptrs, acts, work, y, cols, n_groups, no, loss,
-                     backward, ga, gb);
+                     backward, ga, gb, gx);
     else
         model_body_S(depth, N, k, dims, ptrs, acts, work, y, cols, n_groups, no, loss,
-                     backward, ga, gb);
+                     backward, ga, gb, gx);
 }
 """
 
 _SOURCE = "\n".join(
-    _TEMPLATE.replace("_S(", f"_{suffix}(").replace("T ", f"{ctype} ").replace("(T)", f"({ctype})")
+    _TEMPLATE.replace("_S(", f"_{suffix}(")
+    .replace("T ", f"{ctype} ")
+    .replace("(T)", f"({ctype})")
     .replace("exp(", exp)
     for suffix, ctype, exp in (("f32", "float", "expf("), ("f64", "double", "exp("))
 )
 
 _PTR = ctypes.c_void_p
+_PER_LAYER = 10  # pointers per layer, as P_PER_LAYER in the C source
 _I64 = ctypes.c_int64
 _LOCK = threading.Lock()
 _STATE: dict[str, Any] = {}
@@ -373,7 +381,7 @@ def _load() -> dict[tuple[str, torch.dtype], Any] | None:
     ):  # fmt: skip
         args = {
             "model": [_I64, _I64, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _I64, _I64, _PTR,
-                      ctypes.c_int, _PTR, _PTR],
+                      ctypes.c_int, _PTR, _PTR, _PTR],
             "bfgs_directions": [_I64, _I64] + [_PTR] * 8,
             "bfgs_accept": [_I64, _I64, scalar, _I64] + [_PTR] * 12,
         }  # fmt: skip
@@ -398,6 +406,8 @@ def applies(model: Any) -> bool:
         if type(layer.basis) is not BSplineBasis or layer.base_fun_name != "silu":
             return False
         if layer.basis.k > MAX_ORDER or layer.mask.requires_grad or sym.active:
+            return False
+        if layer.basis.k != model.layers[0].basis.k:
             return False
     for plist, value in ((model.node_scale, 1.0), (model.subnode_scale, 1.0),
                          (model.node_bias, 0.0), (model.subnode_bias, 0.0)):  # fmt: skip
@@ -426,29 +436,24 @@ class Model:
         self.k = model.layers[0].basis.k
         self.grads = grads or {}
         self._work: dict[tuple, list[torch.Tensor]] = {}
-        self.uniform_k = all(layer.basis.k == self.k for layer in model.layers)
+        self._cached: tuple | None = None
 
     def _layer_ptrs(self, li: int) -> tuple[list[int], list[int], list[torch.Tensor]]:
         layer = self.model.layers[li]
         basis = layer.basis
         table, inv_h = basis._table()
         keep = [basis.knots.contiguous(), table.contiguous(), inv_h.contiguous()]
-        ptrs = [t.data_ptr() for t in keep]
         for p in (layer.coef, layer.scale_base, layer.scale_sp, layer.mask):
-            q = p.detach()
-            if not q.is_contiguous():
-                q = q.contiguous()
-                keep.append(q)
-            ptrs.append(q.data_ptr())
+            keep.append(p.detach().contiguous())
         for p in (layer.coef, layer.scale_base, layer.scale_sp):
             g = self.grads.get(id(p))
             if g is None:
                 g = p.grad
                 if g is None or not g.is_contiguous() or g.shape != p.shape or g.dtype != p.dtype:
                     g = self._scratch(("g", li, id(p)), p.shape)
-            ptrs.append(g.data_ptr())
+            keep.append(g)
         dims = [layer.in_features, layer.out_features, basis.knots.shape[1]]
-        return ptrs, dims, keep
+        return [t.data_ptr() for t in keep], dims, keep
 
     def _scratch(
         self, key: tuple, shape: Sequence[int], dtype: torch.dtype | None = None
@@ -459,23 +464,29 @@ class Model:
             self._work[key] = found
         return found[0]
 
-    def run(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor | None = None,
-        cols: torch.Tensor | None = None,
-        backward: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Outputs ``(N, n_out)`` and, with ``y (N, no)`` and ``cols (G, no)`` (the output
-        columns of each group), the ``(G,)`` mean squared errors (float64); with
-        ``backward`` the gradients are written into the parameters' buffers."""
-        if not self.uniform_k:
-            raise ValueError("layers of different spline orders")
+    def _key(self, n: int) -> list:
+        """What the argument arrays depend on: the batch size, each layer's knots (object and
+        version: a grid update replaces them) and the parameter and gradient tensors."""
+        key: list = [n]
+        for layer in self.model.layers:
+            knots = layer.basis.knots
+            key += [knots, knots._version]
+            for p in (layer.coef, layer.scale_base, layer.scale_sp, layer.mask):
+                key += [p, p.data_ptr(), p.grad]
+        return key
+
+    def _frame(self, n: int) -> tuple:
+        """The argument arrays of the kernel for batch size ``n`` (rebuilt when the key
+        changes) and the activation buffers."""
+        key = self._key(n)
+        old = self._cached
+        if (
+            old is not None
+            and len(old[0]) == len(key)
+            and all(a is b or (type(a) is int and a == b) for a, b in zip(old[0], key))
+        ):
+            return old[1]
         model = self.model
-        x = x.detach().contiguous()
-        n = x.shape[0]
-        widths = [model.layers[li].out_features for li in range(model.depth)]
-        acts = [x] + [self._scratch(("act", li), (n, w)) for li, w in enumerate(widths)]
         ptrs: list[int] = []
         dims: list[int] = []
         keep: list[torch.Tensor] = []
@@ -484,16 +495,85 @@ class Model:
             ptrs += p
             dims += d
             keep += kept
-        size = self.k + 1
-        work: list[int] = []
-        for li in range(model.depth):
-            e = n * model.layers[li].in_features
-            bufs = [self._scratch(("first", li), (e,), torch.int64)]
-            bufs += [self._scratch((name, li), (e * size,)) for name in ("v", "d")]
-            bufs += [self._scratch((name, li), (e,)) for name in ("sil", "dsil")]
-            work += [b.data_ptr() for b in bufs]
+        widths = [layer.out_features for layer in model.layers]
+        acts = [self._scratch(("act", li), (n, w)) for li, w in enumerate(widths)]
+        ints, floats = self.work_buffers(n, fresh=False)
+        work = self._work_ptrs(n, ints, floats)
+        wide = max([model.layers[0].in_features, *widths])
+        grads = [self._scratch((name,), (n, wide)).data_ptr() for name in ("ga", "gb")]
+        frame = (
+            (_I64 * len(dims))(*dims), (_PTR * len(ptrs))(*ptrs), work, acts, [a.data_ptr() for a in acts], grads, keep,
+        )  # fmt: skip
+        self._cached = (key, frame)
+        return frame
+
+    def work_buffers(self, n: int, fresh: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the forward pass leaves for the backward pass at batch size ``n``: interval
+        starts (int64) and basis values, derivatives, silu and silu' of every layer's
+        inputs; new tensors, or (``fresh`` False) the model's scratch."""
+        count = sum(n * layer.in_features for layer in self.model.layers)
+        shapes = ((count,), (count * (2 * self.k + 4),))
+        if fresh:
+            return torch.empty(shapes[0], dtype=torch.int64), torch.empty(
+                shapes[1], dtype=self.model.dtype
+            )
+        return self._scratch(("ints",), shapes[0], torch.int64), self._scratch(
+            ("floats",), shapes[1]
+        )
+
+    def _work_ptrs(self, n: int, ints: torch.Tensor, floats: torch.Tensor) -> Any:
+        size, item = self.k + 1, floats.element_size()
+        at_int, at_float = ints.data_ptr(), floats.data_ptr()
+        ptrs: list[int] = []
+        for layer in self.model.layers:
+            e = n * layer.in_features
+            ptrs.append(at_int)
+            at_int += 8 * e
+            for length in (e * size, e * size, e, e):
+                ptrs.append(at_float)
+                at_float += item * length
+        return (_PTR * len(ptrs))(*ptrs)
+
+    def run(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        cols: torch.Tensor | None = None,
+        backward: bool = False,
+        grad_out: torch.Tensor | None = None,
+        grads: Sequence[torch.Tensor] | None = None,
+        grad_x: torch.Tensor | None = None,
+        work: tuple[torch.Tensor, torch.Tensor] | None = None,
+        done: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Outputs ``(N, n_out)`` (a buffer reused by the next call) and, with ``y (N, no)``
+        and ``cols (G, no)`` (the output columns of each group), the ``(G,)`` mean squared
+        errors (float64); with ``backward`` the gradients are written into the parameters'
+        gradient buffers. Without ``y``, ``grad_out (N, n_out)`` is the gradient of the
+        outputs to go back from, ``grads`` (``coef``, ``scale_base``, ``scale_sp`` of every
+        layer) receive the parameters' gradients and ``grad_x`` (if given) that of ``x``.
+        ``work`` (from :meth:`work_buffers`) keeps the forward pass's results for a later
+        call with ``done`` (only the backward pass then)."""
+        x = x.detach().contiguous()
+        n = x.shape[0]
+        dims, ptrs, work_ptrs, acts, act_ptrs, (ga, gb), _ = self._frame(n)
+        if work is not None:
+            work_ptrs = self._work_ptrs(n, *work)
+        if grad_out is not None:
+            backward = True
+            scratch = self._work[("ga",)][0]
+            scratch.view(-1)[: grad_out.numel()].view(grad_out.shape).copy_(grad_out)
+        mode = int(backward and (y is not None or grad_out is not None))
+        if done:
+            assert grad_out is not None and work is not None
+            mode = 2
+        if grads is not None:
+            ptrs = (_PTR * len(ptrs))(*ptrs)
+            for li in range(self.model.depth):
+                for j in range(3):
+                    ptrs[_PER_LAYER * li + 7 + j] = grads[3 * li + j].data_ptr()
         loss = None
-        y_ptr = cols_ptr = loss_ptr = ga = gb = None
+        y_ptr = cols_ptr = loss_ptr = None
         groups = width = 0
         if y is not None:
             assert cols is not None
@@ -502,18 +582,96 @@ class Model:
             groups, width = cols.shape
             loss = torch.empty(groups, dtype=torch.float64)
             y_ptr, cols_ptr, loss_ptr = y.data_ptr(), cols.data_ptr(), loss.data_ptr()
-            if backward:
-                wide = max([x.shape[1], *widths])
-                ga = self._scratch(("ga",), (n, wide)).data_ptr()
-                gb = self._scratch(("gb",), (n, wide)).data_ptr()
         self.fn(
-            model.depth, n, self.k, (_I64 * len(dims))(*dims), (_PTR * len(ptrs))(*ptrs),
-            (_PTR * len(acts))(*[a.data_ptr() for a in acts]), (_PTR * len(work))(*work), y_ptr, cols_ptr, groups, width,
-            loss_ptr, int(backward), ga, gb,
+            self.model.depth, n, self.k, dims, ptrs,
+            (_PTR * (len(acts) + 1))(x.data_ptr(), *act_ptrs), work_ptrs, y_ptr, cols_ptr,
+            groups, width, loss_ptr, mode, ga, gb,
+            None if grad_x is None else grad_x.data_ptr(),
         )  # fmt: skip
-        del keep
         return acts[-1], loss
 
     def outputs(self, x: torch.Tensor) -> torch.Tensor:
         """``model(x)`` without autograd (a fresh tensor)."""
         return self.run(x)[0].clone()
+
+
+_BOUND: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _state(model: Any) -> list[torch.Tensor]:
+    """The tensors whose content decides whether the kernel applies to ``model``."""
+    out = [*model.node_scale, *model.node_bias, *model.subnode_scale, *model.subnode_bias]
+    for layer, sym in zip(model.layers, model.symbolic):
+        out += [layer.mask, sym.mask]
+    return out
+
+
+def bound(model: Any) -> Model | None:
+    """The kernel bound to ``model`` if it applies (checked again only when the model's
+    masks, affines or layers change), else ``None``."""
+    tensors = _state(model)
+    layers = [(layer, layer.basis, layer.base_fun_name) for layer in model.layers]
+    found = _BOUND.get(model)
+    if found is not None:
+        key, kern = found
+        same = len(key[1]) == len(layers) and all(
+            a is b and c is d and e == f for (a, c, e), (b, d, f) in zip(key[1], layers)
+        )
+        if same and unchanged(key[0], *tensors) and key[2] == model.dtype:
+            return kern
+    kern = Model(model) if applies(model) else None
+    _BOUND[model] = ((snapshot(*tensors), layers, model.dtype), kern)
+    return kern
+
+
+def _params(model: Any) -> list[torch.Tensor]:
+    return [p for layer in model.layers for p in (layer.coef, layer.scale_base, layer.scale_sp)]
+
+
+def forward(model: Any, x: torch.Tensor) -> torch.Tensor | None:
+    """``model(x)`` by the kernel, differentiable (first derivatives by the kernel, higher
+    ones through the layers' own path); ``None`` where it does not apply."""
+    if torch._C._are_functorch_transforms_active() or x.device.type != "cpu":
+        return None
+    if x.dtype != model.dtype or x.dim() != 2 or x.shape[1] != model.n_inputs:
+        return None
+    kern = bound(model)
+    if kern is None:
+        return None
+    params = _params(model)
+    if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
+        out: torch.Tensor = _WholeModel.apply(x, kern, *params)
+        return out
+    return kern.run(x)[0].clone()
+
+
+class _WholeModel(torch.autograd.Function):
+    """The model's output with the kernel's backward (from the basis values the forward pass
+    kept). Double backward differentiates the layers' own path."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, kern: Model, *params: torch.Tensor) -> torch.Tensor:
+        ctx.kern = kern
+        ctx.work = kern.work_buffers(x.shape[0])
+        ctx.save_for_backward(x, *params)
+        return kern.run(x, work=ctx.work)[0].clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple:
+        x, *params = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        if torch.is_grad_enabled():  # a graph of the gradient is asked for
+            inputs = [x, *params]
+            wanted = [t for t, need in zip(inputs, (needs[0], *needs[2:])) if need]
+            with torch.enable_grad():
+                out = ctx.kern.model.run(x)[0]
+                found = iter(torch.autograd.grad(out, wanted, grad, create_graph=True))
+            got = [next(found) if need else None for need in (needs[0], *needs[2:])]
+            return (got[0], None, *got[1:])
+        gx = torch.empty_like(x) if needs[0] else None
+        grads = [torch.empty_like(p) for p in params]
+        ctx.kern.run(
+            x, grad_out=grad.contiguous(), grads=grads, grad_x=gx, work=ctx.work, done=True
+        )
+        ctx.work = None
+        return (gx, None, *(g if need else None for g, need in zip(grads, needs[2:])))

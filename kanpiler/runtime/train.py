@@ -177,14 +177,15 @@ class _Run:
         plan = self.plan
         quiet = not progress or not distributed.is_main()  # one bar, on rank 0
         bar = tqdm(range(plan.steps), disable=quiet, desc="fit", leave=False)
+        refresh = max(1, plan.steps // 20)  # the bar's loss is read (a host sync) this often
         for step in bar:
             self._prepare(step)
             self._optimise()
-            record = self._record(step)
-            if progress:
-                bar.set_postfix_str(f"train {record['train_loss']:.2e}")
+            self._record(step)
+            if not quiet and (step % refresh == 0 or step + 1 == plan.steps):
+                bar.set_postfix_str(f"train {self._entry(self._leader(), -1)['train_loss']:.2e}")
             if log is not None:
-                log(step, record)
+                log(step, self._entry(self._leader(), -1))
             if step + 1 == plan.cut_step and self.stack.n > plan.keep and self._cuttable():
                 self._cut()
             self._check_stall(step)
@@ -222,8 +223,13 @@ class _Run:
         self.theta = torch.where(bad.unsqueeze(1), before, self.theta)
         self.stack.set_theta(self.theta)
 
-    def _record(self, step: int) -> dict[str, float]:
-        """Losses of every restart on the full data; the best per restart so far."""
+    def _leader(self) -> int:
+        """The restart of best validation loss so far (a host sync)."""
+        return int(torch.argmin(self.best))
+
+    def _record(self, step: int) -> None:
+        """Losses of every restart on the full data, kept as tensors (no host sync unless
+        early stopping needs one); the best per restart so far."""
         plan, stack = self.plan, self.stack
         with torch.no_grad():
             train_pred = self.objective.predict(plan.train[0])
@@ -247,10 +253,9 @@ class _Run:
         if plan.patience:
             for r in torch.nonzero(better).flatten().tolist():
                 self.best_state[r] = stack.member_state(r)
-        if step == 0 or bool(score.min() < self.best.min()):
-            self.best_step = step
+            if step == 0 or bool(score.min() < self.best.min()):
+                self.best_step = step
         self.best = torch.where(better, score, self.best)
-        return self._entry(int(torch.argmin(self.best)), -1)
 
     def _penalty(self) -> torch.Tensor:
         pen, stack = self.plan.penalty, self.stack
