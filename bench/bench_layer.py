@@ -75,9 +75,13 @@ REF_PATHS = [REF / "efficient-kan" / "src", REF / "fast-kan", REF / "inkan"]
 
 
 def shapes(args: argparse.Namespace) -> list[tuple]:
+    """The shapes of the run; ``--shapes`` keeps those whose name contains one of its
+    ``;``-separated parts."""
     if args.smoke:
         return SMOKE_SHAPES
-    return GPU_SHAPES if args.device == "cuda" else SHAPES
+    every = GPU_SHAPES if args.device == "cuda" else SHAPES
+    wanted = [w for w in args.shapes.split(";") if w]
+    return [s for s in every if not wanted or any(w in s[0] for w in wanted)]
 
 
 def _sync(device: str) -> None:
@@ -354,7 +358,7 @@ def run_method(name: str, args: argparse.Namespace) -> list[dict]:
     left behind by one library (e.g. torch.compile's OpenMP pool) never slow another."""
     cmd = [sys.executable, __file__, "--worker", name, "--device", args.device]
     cmd += ["--threads", str(args.threads), "--warmup", str(args.warmup)]
-    cmd += ["--repeats", str(args.repeats), "--dtype", args.dtype]
+    cmd += ["--repeats", str(args.repeats), "--dtype", args.dtype, "--shapes", args.shapes]
     cmd += ["--smoke"] if args.smoke else []
     env = dict(os.environ, **ENV.get(name, {}))
     done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
@@ -419,6 +423,7 @@ def main() -> None:
     parser.add_argument("--methods", default="", help="comma-separated subset (default: all)")
     parser.add_argument("--smoke", action="store_true", help="small shapes, 2 rounds, check only")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--shapes", default="", help="parts of shape names, separated by ;")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.smoke and not args.worker:

@@ -26,7 +26,7 @@ from torch import nn
 
 from ..errors import ShapeError
 from ..layout import Layout
-from . import checkpoint, grid, plot, prune, symfit, train
+from . import checkpoint, grid, native_model, plot, prune, symfit, train
 from .bases import basis_choice
 from .basis import Basis, snapshot, unchanged
 from .layer import KANLayer
@@ -216,6 +216,11 @@ class MultKAN(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.cache_acts and isinstance(x, torch.Tensor):
+            # pure B-spline models on CPU: the whole network in one native call
+            fast = native_model.forward(self, x)
+            if fast is not None:
+                return fast
         out, rec = self.run(x, record=self.cache_acts)
         if rec is not None:
             self.cache = rec

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from . import distributed
+from . import distributed, native_model
 from .stack import Stack
 from .structure import Record
 
@@ -84,15 +84,51 @@ def penalty(stack: Stack, record: Record, pen: Penalty) -> torch.Tensor:
 
 class Objective:
     """``theta (R, P) -> (loss (R,), grad (R, P))`` on the current batch (set by
-    :meth:`set_batch`); ``data`` keeps the last data losses (without the penalty)."""
+    :meth:`set_batch`); ``data`` keeps the last data losses (without the penalty).
+
+    Pure B-spline models with the squared loss and no penalty are evaluated by the native
+    whole-model kernel (:mod:`.native_model`: one call for outputs, losses and gradients, the
+    gradients written straight into the stack's gradient buffer); others, or without a C
+    compiler, by autograd. Both give the same values.
+    """
 
     def __init__(self, stack: Stack, pen: Penalty, loss_fn: LossFn | None) -> None:
         self.stack, self.pen, self.loss_fn = stack, pen, loss_fn
         self.inputs = torch.empty(0)
         self.target: Any = None
+        self.native = self._native()
+        self.native_batch = False  # whether the current batch suits the native kernel
+
+    def _native(self) -> native_model.Model | None:
+        """The native kernel for this objective, or ``None`` where it does not apply."""
+        model = self.stack.model
+        if self.loss_fn is not None or self.pen.active or not native_model.applies(model):
+            return None
+        handled = {
+            id(p) for layer in model.layers for p in (layer.coef, layer.scale_base, layer.scale_sp)
+        }
+        if not all(id(p) in handled for p in self.stack.params):
+            return None
+        return native_model.Model(model)
 
     def set_batch(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.inputs, self.target = self.stack.inputs(x), y
+        model = self.stack.model
+        self.native_batch = (
+            self.native is not None
+            and isinstance(y, torch.Tensor)
+            and y.dtype == model.dtype
+            and y.device == model.device
+            and tuple(y.shape) == (x.shape[0], self.stack.nodes[-1].shape[1])
+        )
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, R, n_out)`` outputs of every restart at ``x`` (no autograd)."""
+        stack = self.stack
+        if self.native is None:
+            with torch.no_grad():
+                return stack.forward(x)
+        return stack.outputs(self.native.outputs(stack.inputs(x)))
 
     def values(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Data losses and penalties ``(R,)`` at the current parameters (with autograd)."""
@@ -105,6 +141,11 @@ class Objective:
     def __call__(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         stack = self.stack
         stack.set_theta(theta)
+        if self.native is not None and self.native_batch:
+            _, loss = self.native.run(self.inputs, self.target, stack.nodes[-1], backward=True)
+            assert loss is not None  # targets were given
+            count = self.inputs.shape[0]
+            return distributed.mean_loss_and_grad(loss.to(theta.dtype), stack.grad(), count)
         stack.grad_flat.zero_()
         with torch.enable_grad():
             data, reg = self.values()

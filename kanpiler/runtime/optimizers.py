@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from . import native_model
+
 Evaluate = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -46,6 +48,7 @@ class BatchedBFGS:
     def __init__(
         self, n_problems: int, n_params: int, *, dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None, c1: float = 1e-4, max_backtracks: int = 12,
+        native: bool = True,
     ) -> None:  # fmt: skip
         self.c1, self.max_backtracks = float(c1), int(max_backtracks)
         opts: dict[str, Any] = {"dtype": dtype, "device": device}
@@ -60,6 +63,7 @@ class BatchedBFGS:
         self.slope = torch.zeros(n_problems, **opts)
         self.rejected = torch.zeros(n_problems, dtype=torch.long, device=device)
         self.evaluations = 0
+        self.native = native  # the C iteration where it applies (see :meth:`_kernels`)
 
     def forget(self, curvature: bool = False) -> None:
         """Drop the cached loss/gradient and pending steps (and, with ``curvature``, the
@@ -102,12 +106,50 @@ class BatchedBFGS:
         self.slope = torch.where(new, slope, self.slope)
         self.t = torch.where(new, t, self.t)
 
+    def _kernels(self, theta: torch.Tensor) -> tuple[Any, Any] | None:
+        """The C directions and acceptance (:mod:`.native_model`) for float32/float64 on CPU:
+        the same arithmetic as the tensor code in a few loops, for the small problems where
+        the ~50 tensor operations of an iteration cost more than the evaluation."""
+        if not self.native or theta.device.type != "cpu":
+            return None
+        if theta.dtype not in (torch.float32, torch.float64) or self.h.dtype != theta.dtype:
+            return None
+        fns = native_model.kernel()
+        if fns is None:
+            return None
+        return fns["bfgs_directions", theta.dtype], fns["bfgs_accept", theta.dtype]
+
+    def _iterate_native(self, theta: torch.Tensor, evaluate: Evaluate, fns: tuple) -> torch.Tensor:
+        directions, accept = fns
+        theta = theta.contiguous().clone()
+        state = [self.h, self.loss, self.grad, self.direction, self.t, self.slope, self.fresh,
+                 self.rejected]  # fmt: skip
+        (self.h, self.loss, self.grad, self.direction, self.t, self.slope, self.fresh,
+         self.rejected) = (x.contiguous() for x in state)  # fmt: skip
+        n, p = theta.shape
+        trial = torch.empty_like(theta)
+        directions(n, p, self.h.data_ptr(), self.grad.data_ptr(), self.fresh.data_ptr(),
+                   self.direction.data_ptr(), self.slope.data_ptr(), self.t.data_ptr(),
+                   theta.data_ptr(), trial.data_ptr())  # fmt: skip
+        f, g = self._eval(trial, evaluate)
+        f = f.to(theta.dtype).contiguous()
+        g = g.to(theta.dtype).contiguous()
+        work = torch.empty(2 * p, dtype=theta.dtype)
+        accept(n, p, self.c1, self.max_backtracks, theta.data_ptr(), trial.data_ptr(),
+               f.data_ptr(), g.data_ptr(), self.loss.data_ptr(), self.grad.data_ptr(),
+               self.h.data_ptr(), self.fresh.data_ptr(), self.slope.data_ptr(),
+               self.t.data_ptr(), self.rejected.data_ptr(), work.data_ptr())  # fmt: skip
+        return theta
+
     def iterate(self, theta: torch.Tensor, evaluate: Evaluate) -> torch.Tensor:
         """One evaluation: every problem tries its step; the ones that pass take it."""
         if not self.known:
             self.loss, self.grad = self._eval(theta, evaluate)
             self.known = True
             self.t.zero_()
+        fns = self._kernels(theta)
+        if fns is not None:
+            return self._iterate_native(theta, evaluate, fns)
         self._directions()
         loss, t = self.loss, self.t
         trial = theta + t.unsqueeze(1) * self.direction

@@ -188,15 +188,16 @@ class _Run:
         plan = self.plan
         quiet = not progress or not distributed.is_main()  # one bar, on rank 0
         bar = tqdm(range(plan.steps), disable=quiet, desc="fit", leave=False)
+        refresh = max(1, plan.steps // 20)  # the bar's loss is read (a host sync) this often
         for step in bar:
             if not self._prepare(step):
                 break  # a one-shot stream of batches (a generator) has ended
             self._optimise()
-            record = self._record(step)
-            if progress:
-                bar.set_postfix_str(f"train {record['train_loss']:.2e}")
+            self._record(step)
+            if not quiet and (step % refresh == 0 or step + 1 == plan.steps):
+                bar.set_postfix_str(f"train {self._entry(self._leader(), -1)['train_loss']:.2e}")
             if log is not None:
-                log(step, record)
+                log(step, self._entry(self._leader(), -1))
             if step + 1 == plan.cut_step and self.stack.n > plan.keep and self._cuttable():
                 self._cut()
             self._check_stall(step)
@@ -246,13 +247,18 @@ class _Run:
         self.theta = torch.where(bad.unsqueeze(1), before, self.theta)
         self.stack.set_theta(self.theta)
 
-    def _record(self, step: int) -> dict[str, float]:
+    def _leader(self) -> int:
+        """The restart of best validation loss so far (a host sync)."""
+        return int(torch.argmin(self.best))
+
+    def _record(self, step: int) -> None:
         """Losses of every restart on the full data (the step's batch from a loader), on all
-        of the test data; the best per restart so far."""
+        of the test data, kept as tensors (no host sync unless early stopping needs one); the
+        best per restart so far."""
         plan, stack = self.plan, self.stack
         scored = self._scored()
         with torch.no_grad():
-            train_pred = stack.forward(scored[0])
+            train_pred = self.objective.predict(scored[0])
             train = losses(train_pred, scored[1], plan.loss_fn)
             train = distributed.weighted_mean(train, scored[0].shape[0])
             reg = self._penalty()
@@ -261,7 +267,7 @@ class _Run:
             else:
                 data, pred, test = scored, train_pred, train
                 if plan.test is not None:
-                    data, pred = plan.test, stack.forward(plan.test[0])
+                    data, pred = plan.test, self.objective.predict(plan.test[0])
                     test = losses(pred, plan.test[1], plan.loss_fn)
                     test = distributed.weighted_mean(test, plan.test[0].shape[0])
                 values = {name: _metric(f, pred, data[1]) for name, f in plan.metrics.items()}
@@ -275,10 +281,9 @@ class _Run:
         if plan.patience:
             for r in torch.nonzero(better).flatten().tolist():
                 self.best_state[r] = stack.member_state(r)
-        if step == 0 or bool(score.min() < self.best.min()):
-            self.best_step = step
+            if step == 0 or bool(score.min() < self.best.min()):
+                self.best_step = step
         self.best = torch.where(better, score, self.best)
-        return self._entry(int(torch.argmin(self.best)), -1)
 
     def _scored(self) -> tuple[torch.Tensor, Any]:
         """The training data the history reports on: all of it, or the step's batch from a
