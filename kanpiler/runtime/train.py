@@ -170,7 +170,8 @@ class _Run:
         stack = self.stack
         with torch.no_grad():
             pred = stack.forward(x)  # (N, R, out)
-            shift = y.mean(0) - pred.mean(0)  # (R, out)
+            shift = y.mean(0) - pred.mean(0)  # (R, out); over every rank's shard
+            shift = distributed.weighted_mean(shift, x.shape[0])
             bias = stack.model.node_bias[stack.depth - 1]
             bias[stack.nodes[-1]] += shift
 
