@@ -125,6 +125,11 @@ def test_model_methods_check_the_domain_like_the_runtime_functions() -> None:
     assert model.in_domain(x).tolist() == [True, False, False]
     out = model.evaluate(x, outside="nan")
     assert out[0, 0] == pytest.approx(np.log(2.0), rel=1e-12) and torch.isnan(out[1:]).all()
+    trained = MultKAN([1, 1], dtype=torch.float64, numeric=False)
+    trained.set_symbolic(0, 0, 0, "log", a=2.0, b=-5.8e-17)  # a shift of rounding size
+    assert trained.domain() == ["log(2*x1): 2*x1 > 0"]
+    trained.set_symbolic(0, 0, 0, "log", a=2.0, b=-0.5)
+    assert trained.domain() == ["log(2*x1 - 0.5): 2*x1 - 0.5 > 0"]
 
 
 # ---- tree, prune and the CLI on bad data ---------------------------------------------------
