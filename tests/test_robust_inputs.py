@@ -113,6 +113,25 @@ def test_checked_evaluation_flags_points_outside_the_domain(text: str, point: li
     assert math.isfinite(float(y[0])) and math.isnan(float(y[1]))
 
 
+def test_model_methods_check_the_domain_like_the_runtime_functions() -> None:
+    model = kanpiler.compile("log(x)", dtype=torch.float64)
+    assert model.domain() == domain(model) == ["log(x): x > 0"]
+    with pytest.raises(DomainError, match="outside the model's domain"):
+        model.evaluate(torch.tensor([[-2.0]], dtype=torch.float64))
+    pts = np.array([0.25, 1.0, 3.0, 40.0])
+    y = model.evaluate(torch.tensor(pts[:, None], dtype=torch.float64))
+    np.testing.assert_allclose(y[:, 0].numpy(), np.log(pts), rtol=1e-12, atol=1e-14)
+    x = torch.tensor([[2.0], [-1.0], [0.0]], dtype=torch.float64)
+    assert model.in_domain(x).tolist() == [True, False, False]
+    out = model.evaluate(x, outside="nan")
+    assert out[0, 0] == pytest.approx(np.log(2.0), rel=1e-12) and torch.isnan(out[1:]).all()
+    trained = MultKAN([1, 1], dtype=torch.float64, numeric=False)
+    trained.set_symbolic(0, 0, 0, "log", a=2.0, b=-5.8e-17)  # a shift of rounding size
+    assert trained.domain() == ["log(2*x1): 2*x1 > 0"]
+    trained.set_symbolic(0, 0, 0, "log", a=2.0, b=-0.5)
+    assert trained.domain() == ["log(2*x1 - 0.5): 2*x1 - 0.5 > 0"]
+
+
 # ---- tree, prune and the CLI on bad data ---------------------------------------------------
 
 

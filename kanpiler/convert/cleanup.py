@@ -25,7 +25,14 @@ import sympy
 
 from ..errors import KanpilerError
 
-__all__ = ["drop_noise", "merge_constants", "round_constants", "simplify_bounded", "MAX_OPS"]
+__all__ = [
+    "drop_noise",
+    "merge_constants",
+    "normalize_powers",
+    "round_constants",
+    "simplify_bounded",
+    "MAX_OPS",
+]
 
 #: expressions larger than this (``sympy.count_ops``) are not handed to the rewrites
 MAX_OPS = 120
@@ -87,6 +94,32 @@ def merge_constants(expr: sympy.Basic) -> sympy.Basic:
     expr = _check(expr, "merge_constants")
     expanded = sympy.expand_mul(expr)
     return expanded if _n_floats(expanded) < _n_floats(expr) else expr
+
+
+def normalize_powers(expr: sympy.Basic) -> sympy.Basic:
+    """``(k*u + m*v + ...)**p`` -> ``|k|**p * (u + (m/|k|)*v + ...)**p`` for a fractional power
+    ``p`` of a sum with ``Float`` coefficients, ``k`` the largest coefficient of a term with a
+    variable: the scale moves out of the root and merges with the factor in front, so
+    ``0.7*sqrt(2.04*x**2 + 2.04*y**2)`` reads ``1.0*sqrt(1.0*x**2 + 1.0*y**2)`` and its
+    constants can snap. Exact sums (``sqrt(2*x + 1)``) are left as they are.
+
+    >>> x, y = sympy.symbols("x y")
+    >>> normalize_powers(0.5*sympy.sqrt(4.0*x**2 + 2.0*y**2))
+    1.0*sqrt(1.0*x**2 + 0.5*y**2)
+    """
+    expr = _check(expr, "normalize_powers")
+
+    def scale(p: sympy.Pow) -> sympy.Basic:
+        base, e = p.args
+        if not (base.is_Add and e.is_Number and not e.is_Integer and base.has(sympy.Float)):
+            return p
+        coeffs = [t.as_coeff_Mul()[0] for t in base.args if t.free_symbols]
+        k = max((abs(c) for c in coeffs if c.is_Number), default=sympy.Integer(1))
+        if k == 1 or not k > 0 or not math.isfinite(float(k)):
+            return p
+        return k**e * sympy.Add(*[t / k for t in base.args]) ** e
+
+    return expr.replace(lambda e: e.is_Pow, scale)
 
 
 def _n_floats(expr: sympy.Basic) -> int:

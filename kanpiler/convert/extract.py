@@ -27,7 +27,7 @@ import torch
 from .. import library
 from ..errors import KanpilerError, UnsupportedError
 from ..runtime import MultKAN
-from .cleanup import simplify_bounded
+from .cleanup import normalize_powers, simplify_bounded
 from .constants import snap_constants
 from .graph import output_nodes, to_graph
 
@@ -140,10 +140,10 @@ def formula(
     out = []
     for expr in graph_to_sympy(graph):
         if snap:
-            expr = snap_constants(expr, rtol, atol=atol)
+            expr = normalize_powers(snap_constants(expr, rtol, atol=atol))
         if simplify:
             expr = bounded_simplify(expr, timeout)
             if snap:
-                expr = snap_constants(expr, rtol, atol=atol)
+                expr = snap_constants(normalize_powers(expr), rtol, atol=atol)
         out.append(expr)
     return out

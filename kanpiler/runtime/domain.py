@@ -38,7 +38,9 @@ def _restricted(fn: library.Function) -> bool:
 
 def _argument(a: float, b: float, name: str) -> str:
     lin = name if a == 1 else f"{a:g}*{name}"
-    return lin if b == 0 else f"{lin} {'+' if b > 0 else '-'} {abs(b):g}"
+    if abs(b) <= 1e-12 * max(abs(a), 1.0):  # a shift of rounding size (1e-17 left by training)
+        return lin
+    return f"{lin} {'+' if b > 0 else '-'} {abs(b):g}"
 
 
 def domain(model: Any) -> list[str]:

@@ -26,7 +26,7 @@ from torch import nn
 
 from ..errors import ShapeError
 from ..layout import Layout
-from . import checkpoint, grid, native_model, plot, prune, symfit, train
+from . import checkpoint, domain, grid, native_model, plot, prune, symfit, train
 from .bases import basis_choice
 from .basis import Basis, snapshot, unchanged
 from .layer import KANLayer
@@ -412,6 +412,21 @@ class MultKAN(nn.Module):
         ``self.symbolic_report`` when ``auto_symbolic`` left one; see
         :func:`kanpiler.runtime.plot.plot`."""
         return plot.plot(self, x, **kw)
+
+    def domain(self) -> list[str]:
+        """The conditions of the input domain, one per symbolic edge of restricted domain
+        (``['log(x): x > 0']``); see :func:`kanpiler.runtime.domain.domain`."""
+        return domain.domain(self)
+
+    def in_domain(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` mask of the rows of ``x`` inside the domain (and with a finite output)."""
+        return domain.in_domain(self, x)
+
+    def evaluate(self, x: torch.Tensor, *, outside: str = "raise") -> torch.Tensor:
+        """``model(x)`` checked against the domain: rows outside it raise a ``DomainError``
+        (``outside="raise"``), warn (``"warn"``) or give NaN (``"nan"``); see
+        :func:`kanpiler.runtime.domain.evaluate`."""
+        return domain.evaluate(self, x, outside=outside)
 
     @property
     def has_grid(self) -> bool:
