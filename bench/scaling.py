@@ -263,9 +263,11 @@ def plot(curves: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    for label, rows in curves.items():
+    colors = plt.get_cmap("tab20").colors
+    for i, (label, rows) in enumerate(curves.items()):
         style = "o-" if "KAN" in label else "s--"
-        ax.loglog([r["params"] for r in rows], [r["test"] for r in rows], style, label=label, ms=3)
+        xs, ys = [r["params"] for r in rows], [r["test"] for r in rows]
+        ax.loglog(xs, ys, style, label=label, ms=3, color=colors[i % len(colors)])
     ax.set_xlabel("parameters")
     ax.set_ylabel("test RMSE")
     ax.set_title("Scaling: test RMSE against parameters")
