@@ -303,3 +303,82 @@ def test_progress_bar_shows_every_term(capsys):
     solve(model, residual, box, [ends], n_points=8, stages=[Stage("adam", 2)], progress=True)
     err = capsys.readouterr().err
     assert "stage 0 adam" in err and "residual=" in err and "boundary=" in err
+
+
+# --- Levenberg-Marquardt least squares ----------------------------------------------------------
+
+
+def test_least_squares_jacobian_matches_reverse_mode_rows():
+    from kanpiler.physics.lsq import _blocks, _jacobian
+
+    model = MultKAN([2, 3, 2], grid=4, k=3, dtype=torch.float64, seed=1)
+    model.layers[0].mask[1, 2] = 0.0
+    x = torch.rand(12, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    jac, r = _jacobian(model, _blocks(model), x, torch.zeros(12, 2, dtype=torch.float64))
+    l0, l1 = model.layers
+    keep = l0.mask.reshape(-1) != 0
+    u = model(x).reshape(-1)
+    rows = []
+    for i in range(len(u)):  # one backward per output: the reference, row by row
+        g = torch.autograd.grad(u[i], [l0.coef, l0.scale_base, l1.coef, l1.scale_base],
+                                retain_graph=True)  # fmt: skip
+        rows.append(torch.cat([g[0].reshape(6, -1)[keep].reshape(-1), g[1].reshape(-1)[keep],
+                               g[2].reshape(-1), g[3].reshape(-1)]))  # fmt: skip
+    expected = torch.stack(rows)
+    assert jac.shape == expected.shape == (24, 5 * 7 + 5 + 3 * 7 * 2 + 6)
+    assert torch.allclose(jac, expected, atol=1e-13)
+    assert torch.equal(r, u.detach())
+
+
+def test_least_squares_fits_a_spline_space_exactly_and_tracks_test_error():
+    from kanpiler.physics import least_squares
+
+    x = torch.linspace(-1, 1, 101, dtype=torch.float64).reshape(-1, 1)
+    xt = torch.linspace(-0.99, 0.99, 37, dtype=torch.float64).reshape(-1, 1)
+    cubic = lambda t: 0.5 * t**3 - t + 0.25  # noqa: E731 - in the cubic spline space
+    model = MultKAN([1, 1], grid=6, k=3, dtype=torch.float64, seed=0)
+    res = least_squares(model, x, cubic(x), steps=6, test=(xt, cubic(xt)))
+    assert res.train_rmse[0] > 0.1 and res.train_rmse[-1] < 1e-12
+    assert res.test_rmse[-1] < 1e-12
+    with torch.no_grad():
+        assert float((model(xt) - cubic(xt)).abs().max()) < 1e-11
+    assert all(b <= a for a, b in zip(res.train_rmse, res.train_rmse[1:]))
+
+
+def test_least_squares_refines_a_composed_fit_better_than_lbfgs_and_never_worsens():
+    from kanpiler.physics import least_squares
+    from kanpiler.physics.grids import update_grid
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(400, 2, dtype=torch.float64, generator=gen) * 2 - 1
+    f = lambda t: torch.exp(torch.sin(math.pi * t[:, :1]) + t[:, 1:] ** 2)  # noqa: E731
+    box = Box([-1, -1], [1, 1])
+    model = MultKAN([2, 1, 1], grid=5, k=3, grid_eps=1.0, dtype=torch.float64, seed=0)
+    stages = [Stage("adam", 100, lr=1e-2), Stage("lbfgs", 5, update_grid=True)]
+    model = solve(model, lambda d: d.u - f(d.x), box, points=x, stages=stages).model
+    update_grid(model, x)
+    model = model.refine(20, x)
+    other = model.refine(20, x)  # the same function on the same knots
+    res = least_squares(model, x, f(x), steps=3)
+    lbfgs = solve(other, lambda d: d.u - f(d.x), box, points=x, stages=[Stage("lbfgs", 3)])
+    assert all(b <= a for a, b in zip(res.train_rmse, res.train_rmse[1:]))
+    assert res.train_rmse[-1] < 0.1 * res.train_rmse[0]
+    assert res.train_rmse[-1] < 0.8 * math.sqrt(lbfgs.stages[-1]["residual"])
+    with torch.no_grad():
+        assert abs(float((model(x) - f(x)).square().mean().sqrt()) - res.train_rmse[-1]) < 1e-15
+
+
+def test_least_squares_bad_input():
+    from kanpiler.physics import least_squares
+
+    x = torch.zeros(5, 2, dtype=torch.float64)
+    model = MultKAN([2, 1], grid=3, dtype=torch.float64)
+    with pytest.raises(ConfigError, match="MultKAN"):
+        least_squares(torch.nn.Linear(2, 1), x, torch.zeros(5, 1))
+    with pytest.raises(ShapeError, match="columns"):
+        least_squares(model, x, torch.zeros(5, 3))
+    with pytest.raises(ConfigError, match="steps"):
+        least_squares(model, x, torch.zeros(5, 1), steps=-1)
+    model.layers[0].mask.zero_()
+    with pytest.raises(ConfigError, match="no active spline edges"):
+        least_squares(model, x, torch.zeros(5, 1))

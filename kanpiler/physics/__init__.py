@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from .derivatives import Derivatives
 from .domain import Box, resample
+from .lsq import LSQResult, least_squares
 from .problem import Condition, Stage
 from .taylor import jets
 from .training import PINNResult, n_params, solve
@@ -25,9 +26,11 @@ __all__ = [
     "Box",
     "Condition",
     "Derivatives",
+    "LSQResult",
     "PINNResult",
     "Stage",
     "jets",
+    "least_squares",
     "n_params",
     "resample",
     "solve",
