@@ -156,7 +156,7 @@ def test_rational_is_p_over_safe_q_and_matches_its_init() -> None:
 
 
 def test_rational_groups_share_coefficients() -> None:
-    basis = Rational(groups=2, in_features=4, dtype=F64)
+    basis = Rational(groups=2, init="identity", in_features=4, dtype=F64)
     assert basis.group_of.tolist() == [0, 0, 1, 1]
     with torch.no_grad():
         basis.numerator[1, 1] = 3.0  # group 1: 3x

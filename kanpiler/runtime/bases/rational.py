@@ -10,7 +10,10 @@ channel ``c`` those of its group ``g = c * groups // C``. Stage: runtime.
   a Transformer MLP block (the rational comes first, as in KAT).
 * :class:`Rational`: the same functions as a one-function :class:`DenseBasis` of
   :class:`~kanpiler.runtime.layer.KANLayer` (edge ``w_b silu(x) + w_s c F_g(x)``); with
-  ``base_fun="zero"`` a KANLayer on it is exactly a GR-KAN layer without bias.
+  ``base_fun="zero"`` a KANLayer on it is exactly a GR-KAN layer without bias. Its edges
+  start switched on (``c = 1`` plus the layer's noise) from ``init="gelu"``: from the
+  identity, ``Q = 1`` and the subgradient of ``|b_j|`` at 0 is 0, so the denominators never
+  move and a 100-input layer stays a sum of odd polynomials (test RMSE 3x worse).
 
 ``init`` picks the starting coefficients: ``"identity"`` exactly, or ``"gelu"``, ``"silu"``,
 ``"tanh"``, ``"relu"`` fitted in float64 on ``[-3, 3]`` (computed once per process, the way KAT
@@ -188,6 +191,7 @@ class Rational(DenseBasis):
     name = "rational"
     size_name = ""
     free_curves = False
+    init_coef = 1.0
     per_input = ("domain", "group_of")
     group_of: torch.Tensor
     numerator: nn.Parameter
@@ -197,7 +201,7 @@ class Rational(DenseBasis):
         self,
         groups: int = 8,
         order: tuple[int, int] | list[int] = (5, 4),
-        init: str = "identity",
+        init: str = "gelu",
         domain: tuple[float, float] = (-1.0, 1.0),
         *,
         in_features: int | None = None,
