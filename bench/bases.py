@@ -157,10 +157,10 @@ def _step(module: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     return step
 
 
-def speed(repeats: int) -> list[tuple]:
+def speed(repeats: int, names: list[str] | None = None) -> list[tuple]:
     rows = []
     for n_in, n_out, batch in [(64, 64, 4096), (256, 256, 1024)]:
-        for name in BASES:
+        for name in names or BASES:
             ours = our_layer(name, n_in, n_out)
             nf = n_features(ours)
             feats = torch.rand(batch, n_in * nf, requires_grad=True)
@@ -415,7 +415,7 @@ def main() -> None:
           f"({'present' if REF.is_dir() else 'absent'})")  # fmt: skip
     if args.part in ("speed", "all"):
         print("## speed (forward+backward, ratio to each basis's dense floor)")
-        speed(args.repeats)
+        speed(args.repeats, None if args.bases is None else args.bases.split(","))
     if args.part in ("accuracy", "all"):
         print(f"## accuracy (test RMSE, median of {args.seeds} seeds, {args.steps} L-BFGS steps)")
         chosen = None if args.functions is None else [int(i) for i in args.functions.split(",")]

@@ -30,7 +30,7 @@ import torch
 
 from ..native import build
 
-__all__ = ["dense_kernel", "GAUSS", "MEXICAN_HAT", "MORLET", "DOG", "RELU", "CHEB_TANH",
+__all__ = ["dense_kernel", "rational_kernel", "RationalKernel", "GAUSS", "MEXICAN_HAT", "MORLET", "DOG", "RELU", "CHEB_TANH",
            "CHEB_SCALE", "FOURIER"]  # fmt: skip
 
 GAUSS, MEXICAN_HAT, MORLET, DOG, RELU, CHEB_TANH, CHEB_SCALE, FOURIER = range(8)
@@ -179,6 +179,59 @@ DEFINE(float, f32, expf, cosf, sinf, tanhf)
 DEFINE(double, f64, exp, cos, sin, tanh)
 DEFINE_GRAD(float, f32, expf)
 DEFINE_GRAD(double, f64, exp)
+
+/* Group-rational y = P(x) / Q(x) per channel c of rows n0..n1 of x (N, C):
+   P = sum_{i<=m} a[i,c] x^i, Q = 1 + sum_{1<=j<=nd} bb[j-1,c] |x|^j (bb >= 0, the |b_j|).
+   Backward: gx = g (P' - (P/Q) Q') / Q; ga[i,c] += g x^i / Q; gbb[j-1,c] += -g P/Q^2 |x|^j
+   (ga, gbb: this span's own accumulators). Inner loops run over channels (vectorised). */
+#define DEFINE_RATIONAL(T, SUF, FABS)                                                           \
+void rational_##SUF(const T *x, T *y, const T *a, const T *bb, int64_t n0, int64_t n1,        \
+                    int64_t C, int64_t m, int64_t nd) {                                         \
+    T p[C], q[C];                                                                               \
+    for (int64_t n = n0; n < n1; ++n) {                                                         \
+        const T *xr = x + n * C;                                                                \
+        for (int64_t c = 0; c < C; ++c) { p[c] = a[m * C + c]; q[c] = 0; }                      \
+        for (int64_t i = m - 1; i >= 0; --i)                                                    \
+            for (int64_t c = 0; c < C; ++c) p[c] = p[c] * xr[c] + a[i * C + c];                 \
+        for (int64_t j = nd - 1; j >= 0; --j)                                                   \
+            for (int64_t c = 0; c < C; ++c) q[c] = (q[c] + bb[j * C + c]) * FABS(xr[c]);        \
+        T *yr = y + n * C;                                                                      \
+        for (int64_t c = 0; c < C; ++c) yr[c] = p[c] / (q[c] + (T)1);                           \
+    }                                                                                           \
+}                                                                                               \
+void rational_grad_##SUF(const T *x, const T *g, const T *a, const T *bb, T *gx, T *ga,       \
+                         T *gbb, int64_t n0, int64_t n1, int64_t C, int64_t m, int64_t nd) {   \
+    T p[C], dp[C], q[C], dq[C], w[C];                                                           \
+    for (int64_t n = n0; n < n1; ++n) {                                                         \
+        const T *xr = x + n * C, *gr = g + n * C;                                               \
+        for (int64_t c = 0; c < C; ++c) { p[c] = a[m * C + c]; dp[c] = 0; q[c] = 0; dq[c] = 0; } \
+        for (int64_t i = m - 1; i >= 0; --i)                                                    \
+            for (int64_t c = 0; c < C; ++c) {                                                   \
+                dp[c] = dp[c] * xr[c] + p[c]; p[c] = p[c] * xr[c] + a[i * C + c];              \
+            }                                                                                   \
+        for (int64_t j = nd - 1; j >= 0; --j)                                                   \
+            for (int64_t c = 0; c < C; ++c) {                                                   \
+                T ax = FABS(xr[c]), s = q[c] + bb[j * C + c];                                   \
+                dq[c] = dq[c] * ax + s; q[c] = s * ax;                                          \
+            }                                                                                   \
+        T *gxr = gx + n * C;                                                                    \
+        for (int64_t c = 0; c < C; ++c) {                                                       \
+            T r = gr[c] / (q[c] + (T)1), f = p[c] / (q[c] + (T)1);                             \
+            T sg = xr[c] > 0 ? (T)1 : (xr[c] < 0 ? (T)-1 : (T)0);                              \
+            gxr[c] = r * (dp[c] - f * sg * dq[c]);                                              \
+            w[c] = r; q[c] = -r * f; /* q now holds -g P / Q^2 */                               \
+        }                                                                                       \
+        for (int64_t i = 0; i <= m; ++i)                                                        \
+            for (int64_t c = 0; c < C; ++c) { ga[i * C + c] += w[c]; w[c] *= xr[c]; }           \
+        for (int64_t j = 0; j < nd; ++j)                                                        \
+            for (int64_t c = 0; c < C; ++c) {                                                   \
+                q[c] *= FABS(xr[c]); gbb[j * C + c] += q[c];                                    \
+            }                                                                                   \
+    }                                                                                           \
+}
+
+DEFINE_RATIONAL(float, f32, fabsf)
+DEFINE_RATIONAL(double, f64, fabs)
 """
 
 _PTR, _I64 = ctypes.c_void_p, ctypes.c_int64
@@ -204,7 +257,7 @@ def _load() -> Callable[..., None] | None:
     handle = build(_SOURCE, "bases", ["-ffast-math"])
     if handle is None:
         return None
-    fills, grads = {}, {}
+    fills, grads, rationals, rational_grads = {}, {}, {}, {}
     for dtype, suffix in ((torch.float32, "f32"), (torch.float64, "f64")):
         fn = getattr(handle, f"dense_{suffix}")
         fn.restype, fn.argtypes = None, [_PTR] * 7 + [_I64] * 5
@@ -212,20 +265,39 @@ def _load() -> Callable[..., None] | None:
         fn = getattr(handle, f"dense_grad_{suffix}")
         fn.restype, fn.argtypes = None, [_PTR] * 4 + [_I64] * 4
         grads[dtype] = fn
-    return _binder(fills, grads)
+        fn = getattr(handle, f"rational_{suffix}")
+        fn.restype, fn.argtypes = None, [_PTR] * 4 + [_I64] * 5
+        rationals[dtype] = fn
+        fn = getattr(handle, f"rational_grad_{suffix}")
+        fn.restype, fn.argtypes = None, [_PTR] * 7 + [_I64] * 5
+        rational_grads[dtype] = fn
+    fill = _binder(fills, grads)
+    fill.rational = _rational_binder(rationals, rational_grads)  # type: ignore[attr-defined]
+    return fill
+
+
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _spans(n: int, work: int) -> list[tuple[int, int]]:
+    """Row spans, one per thread (one span for small work)."""
+    parts = max(1, min(torch.get_num_threads(), n * work // WORK_PER_THREAD, n))
+    step = -(-n // parts)
+    return [(s, min(n, s + step)) for s in range(0, n, step)]
+
+
+def _run_spans(spans: list[tuple[int, int]], call: Callable[[int, int], None]) -> None:
+    if len(spans) == 1:
+        call(*spans[0])
+        return
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)))
+    list(_POOL[0].map(lambda se: call(*se), spans))
 
 
 def _binder(fills: dict, grads: dict) -> Callable[..., None]:
-    pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
-
     def run(n: int, work: int, call: Callable[[int, int], None]) -> None:
-        parts = max(1, min(torch.get_num_threads(), n * work // WORK_PER_THREAD, n))
-        step = -(-n // parts)
-        spans = [(s, min(n, s + step)) for s in range(0, n, step)]
-        if len(spans) == 1:
-            call(*spans[0])
-        else:
-            list(pool.map(lambda se: call(*se), spans))
+        _run_spans(_spans(n, work), call)
 
     def fill(kind: int, x, feats, slopes, a, b, r, c) -> None:
         """silu, values and slopes (see the module)."""
@@ -243,3 +315,49 @@ def _binder(fills: dict, grads: dict) -> Callable[..., None]:
 
     fill.grad = grad  # type: ignore[attr-defined]
     return fill
+
+
+class RationalKernel:
+    """The group-rational forward and backward on ``(N, C)`` rows (see the C source): ``a``
+    ``(m+1, C)`` and ``bb`` ``(nd, C)`` are per-channel coefficients, ``bb`` already ``|b|``."""
+
+    def __init__(self, forwards: dict, backwards: dict) -> None:
+        self.forwards, self.backwards = forwards, backwards
+
+    def forward(self, x: torch.Tensor, a: torch.Tensor, bb: torch.Tensor) -> torch.Tensor:
+        n, c = x.shape
+        y = torch.empty_like(x)
+        fn = self.forwards[x.dtype]
+        args = [t.data_ptr() for t in (x, y, a, bb)]
+        m, nd = a.shape[0] - 1, bb.shape[0]
+        _run_spans(_spans(n, c * (m + nd + 2)), lambda s, e: fn(*args, s, e, c, m, nd))
+        return y
+
+    def backward(self, x: torch.Tensor, g: torch.Tensor, a: torch.Tensor, bb: torch.Tensor):
+        """``(gx, ga, gbb)``: each span sums its coefficient gradients apart, then they add."""
+        n, c = x.shape
+        m, nd = a.shape[0] - 1, bb.shape[0]
+        spans = _spans(n, 2 * c * (m + nd + 2))
+        gx = torch.empty_like(x)
+        ga = torch.zeros(len(spans), m + 1, c, dtype=x.dtype, device=x.device)
+        gbb = torch.zeros(len(spans), max(nd, 1), c, dtype=x.dtype, device=x.device)
+        fn = self.backwards[x.dtype]
+        args = [t.data_ptr() for t in (x, g, a, bb, gx)]
+        part = {se: k for k, se in enumerate(spans)}
+
+        def call(s: int, e: int) -> None:
+            k = part[(s, e)]
+            fn(*args, ga[k].data_ptr(), gbb[k].data_ptr(), s, e, c, m, nd)
+
+        _run_spans(spans, call)
+        return gx, ga.sum(0), gbb.sum(0)[:nd]
+
+
+def _rational_binder(forwards: dict, backwards: dict) -> RationalKernel:
+    return RationalKernel(forwards, backwards)
+
+
+def rational_kernel() -> RationalKernel | None:
+    """The group-rational kernel (same library as :func:`dense_kernel`), or ``None``."""
+    fill = dense_kernel()
+    return None if fill is None else fill.rational  # type: ignore[attr-defined]
