@@ -268,6 +268,23 @@ def test_fused_path_equals_plain_autograd(
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("k", [0, 1, 2, 4])
+def test_native_bsrbf_adds_the_bsplines_of_every_order(k: int) -> None:
+    if fused.dense_kernel() is None:
+        pytest.skip("no C compiler for the native kernel")
+    layer = KANLayer(3, 2, basis="bsrbf", grid=5, k=k, dtype=F64, seed=4)
+    g = torch.Generator().manual_seed(5)
+    x = (torch.rand(30, 3, generator=g, dtype=F64) * 4 - 2).requires_grad_()  # beyond the knots
+    out = layer(x)
+    ref = reference_dense(x, layer.dense_weight(), layer.basis)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    (gx,) = torch.autograd.grad(out.sum(), [x])
+    (want,) = torch.autograd.grad(ref.sum(), [x])
+    torch.testing.assert_close(gx, want, rtol=1e-10, atol=1e-12)
+    layer.basis.update_grid(x.detach() ** 3)  # a non-uniform grid keeps the torch path
+    assert layer.basis.native_args(x) is None
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(("name", "kw"), SPECS, ids=IDS)
 def test_float32_agrees_with_float64(name: str, kw: dict, device: str) -> None:

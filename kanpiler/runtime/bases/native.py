@@ -31,9 +31,9 @@ import torch
 from ..native import build
 
 __all__ = ["dense_kernel", "rational_kernel", "RationalKernel", "GAUSS", "MEXICAN_HAT", "MORLET", "DOG", "RELU", "CHEB_TANH",
-           "CHEB_SCALE", "FOURIER"]  # fmt: skip
+           "CHEB_SCALE", "FOURIER", "BSRBF"]  # fmt: skip
 
-GAUSS, MEXICAN_HAT, MORLET, DOG, RELU, CHEB_TANH, CHEB_SCALE, FOURIER = range(8)
+GAUSS, MEXICAN_HAT, MORLET, DOG, RELU, CHEB_TANH, CHEB_SCALE, FOURIER, BSRBF = range(9)
 
 _SOURCE = r"""
 #include <math.h>
@@ -43,8 +43,10 @@ _SOURCE = r"""
    kind 4 (ReLU-KAN): p = relu(x - a[j,i]) relu(b[j,i] - x); value r p^2, slope 2 r p (q - l).
    kind 5/6 (Chebyshev, tanh / clamped scaling): s = x a[i] + b[i]; T_j of t(s).
    kind 7 (Fourier): theta = (x - b[i]) a[i]; 1, cos(k theta), sin(k theta).
+   kind 8 (BSRBF): the Gaussians of kind 0 plus the B-splines of order c[1] on the uniform
+   knots r[i] + q / r[n_in + i] (first knot, 1 / spacing), those of index < nb.
    c[0] holds the wavelet norm / Morlet omega; r[i] the ReLU-KAN scale. */
-#define DEFINE(T, SUF, EXP, COS, SIN, TANH)                                                     \
+#define DEFINE(T, SUF, EXP, COS, SIN, FLOOR)                                                   \
 void dense_##SUF(const T *x, T *feats, T *slopes, const T *a, const T *b, const T *r,          \
                  const T *c, int64_t kind, int64_t n0, int64_t n1, int64_t n_in, int64_t nb) {  \
     const int64_t cols = n_in * (nb + 1);                                                       \
@@ -52,11 +54,11 @@ void dense_##SUF(const T *x, T *feats, T *slopes, const T *a, const T *b, const 
         const T *xr = x + n * n_in;                                                             \
         T *fr = feats + n * cols, *sr = slopes + n * nb * n_in;                                 \
         for (int64_t i = 0; i < n_in; ++i) fr[i] = xr[i] / ((T)1 + EXP(-xr[i]));                \
-        for (int64_t j = 0; kind <= 3 && j < nb; ++j) {                                         \
+        for (int64_t j = 0; (kind <= 3 || kind == 8) && j < nb; ++j) {                          \
             const T *aj = a + j * n_in, *bj = b + j * n_in;                                     \
             T *fj = fr + n_in + j * n_in, *sj = sr + j * n_in;                                  \
             const T c0 = c[0];                                                                  \
-            if (kind == 0) {                                                                    \
+            if (kind == 0 || kind == 8) {                                                       \
                 for (int64_t i = 0; i < n_in; ++i) {                                            \
                     T u = xr[i] * aj[i] + bj[i], v = EXP(-u * u);                               \
                     fj[i] = v; sj[i] = (T)-2 * u * v * aj[i];                                   \
@@ -152,6 +154,41 @@ void dense_##SUF(const T *x, T *feats, T *slopes, const T *a, const T *b, const 
                 }                                                                               \
             }                                                                                   \
             for (int64_t i = 0; i < n_in; ++i) sr[i] = 0;                                       \
+        } else if (kind == 8) { /* BSRBF: add the uniform B-splines of order K = c[1] */        \
+            const int64_t K = (int64_t)c[1], top = nb + K - 1; /* last interval: L - 2 */      \
+            T u[n_in], v[(K + 1) * n_in], w[(K + 1) * n_in];                                   \
+            int64_t mi[n_in];                                                                   \
+            for (int64_t i = 0; i < n_in; ++i) {                                                \
+                T t = (xr[i] - r[i]) * r[n_in + i], fm = FLOOR(t);                              \
+                u[i] = t - fm; mi[i] = (fm < 0 || fm > (T)top) ? -1 - K - nb : (int64_t)fm;     \
+                v[i] = 1;                                                                       \
+            }                                                                                   \
+            for (int64_t d = 1; d <= K; ++d) { /* w: order d - 1, v: order d */                 \
+                for (int64_t q = 0; q < d * n_in; ++q) w[q] = v[q];                             \
+                const T inv_d = (T)1 / (T)d;                                                    \
+                for (int64_t q = 0; q <= d; ++q) {                                              \
+                    T *vq = v + q * n_in;                                                       \
+                    const T *wl = w + (q - 1) * n_in, *wr = w + q * n_in;                       \
+                    if (q == 0)                                                                 \
+                        for (int64_t i = 0; i < n_in; ++i)                                      \
+                            vq[i] = ((T)1 - u[i]) * wr[i] * inv_d;                              \
+                    else if (q == d)                                                            \
+                        for (int64_t i = 0; i < n_in; ++i) vq[i] = (u[i] + (T)0) * wl[i] * inv_d; \
+                    else                                                                        \
+                        for (int64_t i = 0; i < n_in; ++i)                                      \
+                            vq[i] = ((u[i] + (T)(d - q)) * wl[i] + ((T)(q + 1) - u[i]) * wr[i]) * inv_d; \
+                }                                                                               \
+            }                                                                                   \
+            for (int64_t q = 0; q <= K; ++q) {                                                  \
+                const T *vq = v + q * n_in, *wl = w + (q - 1) * n_in, *wr = w + q * n_in;       \
+                for (int64_t i = 0; i < n_in; ++i) {                                            \
+                    int64_t j = mi[i] - K + q;                                                  \
+                    if (j < 0 || j >= nb || vq[i] == 0) continue;                               \
+                    T dv = K == 0 ? 0 : ((q >= 1 ? wl[i] : 0) - (q < K ? wr[i] : 0));           \
+                    fr[n_in + j * n_in + i] += vq[i];                                           \
+                    sr[j * n_in + i] += dv * r[n_in + i];                                       \
+                }                                                                               \
+            }                                                                                   \
         }                                                                                       \
     }                                                                                           \
 }
@@ -175,8 +212,8 @@ void dense_grad_##SUF(const T *x, const T *gfeat, const T *slopes, T *gx, int64_
     }                                                                                           \
 }
 
-DEFINE(float, f32, expf, cosf, sinf, tanhf)
-DEFINE(double, f64, exp, cos, sin, tanh)
+DEFINE(float, f32, expf, cosf, sinf, floorf)
+DEFINE(double, f64, exp, cos, sin, floor)
 DEFINE_GRAD(float, f32, expf)
 DEFINE_GRAD(double, f64, exp)
 
