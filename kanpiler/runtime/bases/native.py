@@ -5,7 +5,9 @@ per-input or per-function parameters. Out: ``silu(x)`` and the basis values writ
 fused feature matrix ``(N, in * (nb + 1))`` (basis-major, see :mod:`.fused`) and the slopes
 ``dB_j/dx`` into ``(N, nb, in)``, in one loop per row. Stage: runtime.
 
-Eager torch needs ten or more passes over ``(N, nb, in)`` tensors for the same work. The code
+The same library holds the group-rational forward and backward (:func:`rational_kernel`,
+used by :mod:`.rational`). Eager torch needs ten or more passes over ``(N, nb, in)`` tensors
+for the same work. The code
 is compiled with ``-ffast-math`` (vectorised ``exp``; linked without it, so the process keeps
 IEEE subnormals), which assumes finite values: callers pass only finite, moderate inputs
 (:data:`LIMIT`) and keep the torch path for the rest. It is built by
