@@ -157,10 +157,10 @@ def _step(module: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     return step
 
 
-def speed(repeats: int) -> list[tuple]:
+def speed(repeats: int, names: list[str] | None = None) -> list[tuple]:
     rows = []
     for n_in, n_out, batch in [(64, 64, 4096), (256, 256, 1024)]:
-        for name in BASES:
+        for name in names or BASES:
             ours = our_layer(name, n_in, n_out)
             nf = n_features(ours)
             feats = torch.rand(batch, n_in * nf, requires_grad=True)
@@ -334,8 +334,10 @@ def plot(rows: list[tuple], path: str) -> None:
 
 
 def sized(name: str, size: int) -> dict:
-    """Options giving about ``size`` functions per edge (``None`` for rational: fixed)."""
+    """Options giving about ``size`` functions per edge (rational: order ``(size // 2,
+    size // 2 - 1)``, its one shared function per group growing instead)."""
     return {
+        "rational": {"order": (size // 2, size // 2 - 1)},
         "bspline": {"grid": size - 3},
         "chebyshev": {"degree": size - 1},
         "fourier": {"frequencies": max(1, (size - 1) // 2)},
@@ -348,11 +350,14 @@ def sized(name: str, size: int) -> dict:
     }.get(name, {})
 
 
-def sweep(seeds: int, steps: int, sizes: tuple[int, ...] = (4, 6, 10, 16)) -> list[tuple]:
+def sweep(
+    seeds: int, steps: int, sizes: tuple[int, ...] = (4, 6, 10, 16),
+    names: list[str] | None = None,
+) -> list[tuple]:  # fmt: skip
     """Test RMSE against parameters on the first function, every basis at several sizes."""
     fname, (dim, width, fn) = next(iter(FUNCTIONS.items()))
     rows = []
-    for name in [n for n in BASES if n != "rational"] + ["mlp"]:
+    for name in names or [*BASES, "mlp"]:
         for size in sizes:
             errs, count = [], 0
             for seed in range(seeds):
@@ -382,14 +387,14 @@ ROW = re.compile(
 
 def read_rows(paths: list[str]) -> list[tuple]:
     """Accuracy rows parsed back from this script's printed output (``--replot``)."""
-    rows: dict[tuple[str, str], tuple] = {}  # a later log replaces a row of an earlier one
+    rows: dict[tuple[str, str, int], tuple] = {}  # a later log replaces an earlier row
     for path in paths:
         for line in Path(path).read_text().splitlines():
             m = ROW.match(line)
             if m:
                 rn, re_ = m["rn"], m["re"]
-                key = (m["f"].strip(), m["name"])
-                rows[key] = (*key, int(m["n"]), float(m["e"]),
+                key = (m["f"].strip(), m["name"], int(m["n"]))
+                rows[key] = (*key, float(m["e"]),
                              int(rn) if rn else None, float(re_) if re_ else None)  # fmt: skip
     return list(rows.values())
 
@@ -415,7 +420,7 @@ def main() -> None:
           f"({'present' if REF.is_dir() else 'absent'})")  # fmt: skip
     if args.part in ("speed", "all"):
         print("## speed (forward+backward, ratio to each basis's dense floor)")
-        speed(args.repeats)
+        speed(args.repeats, None if args.bases is None else args.bases.split(","))
     if args.part in ("accuracy", "all"):
         print(f"## accuracy (test RMSE, median of {args.seeds} seeds, {args.steps} L-BFGS steps)")
         chosen = None if args.functions is None else [int(i) for i in args.functions.split(",")]
@@ -425,7 +430,8 @@ def main() -> None:
             plot(rows, args.plot)
     if args.part == "sweep":
         print(f"## sweep (test RMSE vs parameters, median of {args.seeds} seeds)")
-        rows = sweep(args.seeds, args.steps)
+        names = None if args.bases is None else args.bases.split(",")
+        rows = sweep(args.seeds, args.steps, names=names)
         if args.plot:
             plot(rows, args.plot)
 

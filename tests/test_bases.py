@@ -156,7 +156,7 @@ def test_rational_is_p_over_safe_q_and_matches_its_init() -> None:
 
 
 def test_rational_groups_share_coefficients() -> None:
-    basis = Rational(groups=2, in_features=4, dtype=F64)
+    basis = Rational(groups=2, init="identity", in_features=4, dtype=F64)
     assert basis.group_of.tolist() == [0, 0, 1, 1]
     with torch.no_grad():
         basis.numerator[1, 1] = 3.0  # group 1: 3x
@@ -164,6 +164,68 @@ def test_rational_groups_share_coefficients() -> None:
     assert basis(x).squeeze().tolist() == [0.5, 0.5, 1.5, 1.5]
     layer = GRKAN(4, 2, groups=2, dtype=F64)
     assert torch.allclose(layer(x), layer.linear(x))  # identity init: a plain Linear
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_native_rational_matches_the_torch_formula_and_finite_differences(dtype) -> None:
+    from kanpiler.runtime.bases import native
+    from kanpiler.runtime.bases.rational import FusedRational, _columns
+
+    if native.rational_kernel() is None:
+        pytest.skip("no C compiler")
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(37, 5, generator=g, dtype=F64) * 8 - 4
+    x[0, :] = 0.0  # |x| and its derivative at 0
+    a = torch.rand(6, 5, generator=g, dtype=F64) - 0.5
+    bb = torch.rand(4, 5, generator=g, dtype=F64)
+    w = torch.rand(37, 5, generator=g, dtype=F64)
+    got_in = [t.to(dtype).requires_grad_() for t in (x, a, bb)]
+    got = FusedRational.apply(*got_in)
+    want_in = [t.clone().requires_grad_() for t in (x, a, bb)]
+    want = _columns(*want_in)  # float64 torch formula
+    tol = 1e-12 if dtype == F64 else 2e-5
+    assert torch.allclose(got.double(), want, rtol=tol, atol=tol)
+    g_got = torch.autograd.grad((got * w.to(dtype)).sum(), got_in)
+    g_want = torch.autograd.grad((want * w).sum(), want_in)
+    for gg, gw in zip(g_got, g_want):
+        assert torch.allclose(gg.double(), gw, rtol=50 * tol, atol=50 * tol)
+    if dtype == F64:  # first and second derivatives against finite differences
+        xs = (x[1:9] + 0.01).requires_grad_()
+        args = (xs, a[:, :].clone().requires_grad_(), bb.clone().requires_grad_())
+        assert torch.autograd.gradcheck(FusedRational.apply, args)
+        assert torch.autograd.gradgradcheck(FusedRational.apply, args)
+
+
+def test_group_rational_uses_the_kernel_with_shared_group_gradients() -> None:
+    act = GroupRational(6, groups=3, order=(3, 2), init="gelu", dtype=F64)
+    with torch.no_grad():
+        act.denominator.add_(0.1)
+    x = torch.linspace(-3, 3, 24, dtype=F64).reshape(2, 2, 6).requires_grad_()
+    num, den = act.numerator.detach().clone(), act.denominator.detach().clone()
+    xs = x.detach().numpy().reshape(-1, 6)
+    gid = act.group_of.numpy()
+
+    def numpy_values(nm, dn):
+        p = sum(nm[gid, i] * xs**i for i in range(nm.shape[1]))
+        q = 1 + sum(np.abs(dn[gid, j]) * np.abs(xs) ** (j + 1) for j in range(dn.shape[1]))
+        return p / q
+
+    y = act(x)
+    np.testing.assert_allclose(y.detach().numpy().reshape(-1, 6),
+                               numpy_values(num.numpy(), den.numpy()), atol=1e-12)  # fmt: skip
+    gn, gd = torch.autograd.grad(y.sum(), [act.numerator, act.denominator])
+    eps = 1e-6
+    for i in range(num.shape[1]):  # central differences of the sum per shared coefficient
+        d = np.zeros(num.shape)
+        d[1, i] = eps
+        fd = (numpy_values(num.numpy() + d, den.numpy()) - numpy_values(num.numpy() - d,
+              den.numpy())).sum() / (2 * eps)  # fmt: skip
+        assert abs(float(gn[1, i]) - fd) < 1e-6
+    d = np.zeros(den.shape)
+    d[2, 1] = eps
+    fd = (numpy_values(num.numpy(), den.numpy() + d) - numpy_values(num.numpy(), den.numpy() - d)
+          ).sum() / (2 * eps)  # fmt: skip
+    assert abs(float(gd[2, 1]) - fd) < 1e-6
 
 
 # --- layers: fused path, derivatives, dtypes, devices --------------------------------------
@@ -204,6 +266,23 @@ def test_fused_path_equals_plain_autograd(
     want = torch.autograd.grad(ref.square().sum(), [x, layer.coef, layer.scale_base])
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 4])
+def test_native_bsrbf_adds_the_bsplines_of_every_order(k: int) -> None:
+    if fused.dense_kernel() is None:
+        pytest.skip("no C compiler for the native kernel")
+    layer = KANLayer(3, 2, basis="bsrbf", grid=5, k=k, dtype=F64, seed=4)
+    g = torch.Generator().manual_seed(5)
+    x = (torch.rand(30, 3, generator=g, dtype=F64) * 4 - 2).requires_grad_()  # beyond the knots
+    out = layer(x)
+    ref = reference_dense(x, layer.dense_weight(), layer.basis)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    (gx,) = torch.autograd.grad(out.sum(), [x])
+    (want,) = torch.autograd.grad(ref.sum(), [x])
+    torch.testing.assert_close(gx, want, rtol=1e-10, atol=1e-12)
+    layer.basis.update_grid(x.detach() ** 3)  # a non-uniform grid keeps the torch path
+    assert layer.basis.native_args(x) is None
 
 
 @pytest.mark.parametrize("device", DEVICES)

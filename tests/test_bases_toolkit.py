@@ -107,7 +107,7 @@ def test_symbolic_to_spline_then_auto_symbolic_and_formula_recover_the_edges(nam
 
 
 def test_rational_edges_are_fitted_symbolically_and_cannot_take_a_free_curve() -> None:
-    model = make("rational", [1, 1])  # identity init: the edge is w_b silu(x) + w_s c x
+    model = make("rational", [1, 1], init="identity")  # identity init: the edge is w_b silu(x) + w_s c x
     with torch.no_grad():
         model.layers[0].scale_base.zero_()
         model.layers[0].coef.fill_(2.5)

@@ -114,7 +114,8 @@ class KANLayer(nn.Module):
         norm = 1.0 / max(in_features, 1) ** 0.5
         opts: dict[str, Any] = {"dtype": dtype, "device": device}
         noise = noise * getattr(self.basis, "init_scale", 1.0)  # smaller for global bases
-        self.coef = nn.Parameter((noise / max(grid, 1)).to(**opts))
+        start = getattr(self.basis, "init_coef", 0.0)
+        self.coef = nn.Parameter((start + noise / max(grid, 1)).to(**opts))
         self.scale_base = nn.Parameter((base * norm).to(**opts))
         self.scale_sp = nn.Parameter(torch.full(shape, scale_sp * norm, **opts))
         self.register_buffer("mask", torch.ones(shape, **opts))

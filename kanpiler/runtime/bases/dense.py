@@ -49,6 +49,9 @@ class DenseBasis(Basis):
     #: factor on the layer's initial coefficient noise: global bases (every function nonzero
     #: everywhere) add up all their noise at each point, so they start quieter
     init_scale: ClassVar[float] = 1.0
+    #: the layer's starting coefficient before its noise: 0 (the edge starts as its base
+    #: function); a one-function basis (rational) starts at 1, its function switched on
+    init_coef: ClassVar[float] = 0.0
     per_input: ClassVar[tuple[str, ...]] = ("domain",)
     domain: torch.Tensor
 

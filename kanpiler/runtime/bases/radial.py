@@ -201,6 +201,19 @@ class BSRBF(DenseBasis):
         centres, inv_h = self.gaussian_state()
         return self.spline(x) + gaussians(x, centres, inv_h)
 
+    def native_args(self, x: torch.Tensor) -> tuple | None:
+        """The Gaussians as for :class:`RBF` plus the uniform knots (first, 1 / spacing);
+        ``None`` on a non-uniform grid (after a grid update: the torch path)."""
+        if not self.spline.uniform:
+            return None
+        centres, inv_h = self.gaussian_state()
+        a = inv_h.expand_as(centres).t().contiguous().to(x.dtype)
+        b = (-centres * inv_h).t().contiguous().to(x.dtype)
+        g0, inv_s = self.spline.spacing()
+        r = torch.cat([g0, inv_s]).contiguous().to(x.dtype)
+        c = torch.tensor([0.0, float(self.k)], dtype=x.dtype, device=x.device)
+        return native.BSRBF, a, b, r, c
+
     def _after_select(self, old: DenseBasis, rows: torch.Tensor) -> None:
         assert isinstance(old, BSRBF)
         self.spline.set_grid(old.spline.knots[rows])

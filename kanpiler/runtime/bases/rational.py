@@ -10,7 +10,10 @@ channel ``c`` those of its group ``g = c * groups // C``. Stage: runtime.
   a Transformer MLP block (the rational comes first, as in KAT).
 * :class:`Rational`: the same functions as a one-function :class:`DenseBasis` of
   :class:`~kanpiler.runtime.layer.KANLayer` (edge ``w_b silu(x) + w_s c F_g(x)``); with
-  ``base_fun="zero"`` a KANLayer on it is exactly a GR-KAN layer without bias.
+  ``base_fun="zero"`` a KANLayer on it is exactly a GR-KAN layer without bias. Its edges
+  start switched on (``c = 1`` plus the layer's noise) from ``init="gelu"``: from the
+  identity, ``Q = 1`` and the subgradient of ``|b_j|`` at 0 is 0, so the denominators never
+  move and a 100-input layer stays a sum of odd polynomials (test RMSE 3x worse).
 
 ``init`` picks the starting coefficients: ``"identity"`` exactly, or ``"gelu"``, ``"silu"``,
 ``"tanh"``, ``"relu"`` fitted in float64 on ``[-3, 3]`` (computed once per process, the way KAT
@@ -33,6 +36,7 @@ import torch
 from torch import nn
 
 from ...errors import ConfigError, ShapeError
+from . import native
 from .dense import DenseBasis
 
 TARGETS = {
@@ -57,6 +61,72 @@ def rational_values(x: torch.Tensor, num: torch.Tensor, den: torch.Tensor) -> to
     for i in range(den.shape[-1] - 2, -1, -1):
         q = q * ax + b[..., i]
     return p / (q * ax + 1)
+
+
+#: inputs of larger magnitude (or not finite) take the torch path (``|x|^(m+n)`` stays finite)
+LIMIT = 1e4
+
+
+def _columns(x: torch.Tensor, a: torch.Tensor, bb: torch.Tensor) -> torch.Tensor:
+    """``P / (1 + sum_j bb_j |x|^j)`` for ``x (N, C)``, ``a (m+1, C)``, ``bb (n, C)`` (torch)."""
+    p = a[-1].expand_as(x)
+    for i in range(a.shape[0] - 2, -1, -1):
+        p = p * x + a[i]
+    if bb.shape[0] == 0:
+        return p
+    ax = x.abs()
+    q = bb[-1].expand_as(x)
+    for j in range(bb.shape[0] - 2, -1, -1):
+        q = q * ax + bb[j]
+    return p / (q * ax + 1)
+
+
+class FusedRational(torch.autograd.Function):
+    """:func:`_columns` by the native kernel: one pass forward, one pass backward for the
+    input and per-channel coefficient gradients. Double backward differentiates the torch
+    formula, so every derivative stays exact."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, a: torch.Tensor, bb: torch.Tensor) -> torch.Tensor:
+        kernel = native.rational_kernel()
+        assert kernel is not None
+        ctx.save_for_backward(x, a, bb)
+        return kernel.forward(x, a, bb)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, a, bb = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            with torch.enable_grad():
+                out = _columns(x, a, bb)
+                wanted = [t for t, need in zip((x, a, bb), ctx.needs_input_grad) if need]
+                found = iter(torch.autograd.grad(out, wanted, grad, create_graph=True))
+            return tuple(next(found) if need else None for need in ctx.needs_input_grad)
+        kernel = native.rational_kernel()
+        assert kernel is not None
+        gx, ga, gbb = kernel.backward(x, grad.contiguous(), a, bb)
+        return gx, ga, gbb
+
+
+def _fused_ok(x: torch.Tensor) -> bool:
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return False
+    if x.numel() == 0 or torch._C._are_functorch_transforms_active():
+        return False
+    if native.rational_kernel() is None:
+        return False
+    lo, hi = torch.aminmax(x)
+    return bool((lo > -LIMIT) & (hi < LIMIT))  # also False for NaN
+
+
+def channel_rational(x: torch.Tensor, num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``(N, C)`` group-rational values, ``num (C, m+1)`` and ``den (C, n)`` per channel
+    (a group's row repeated): the native kernel where it applies, else torch."""
+    a, bb = num.t().contiguous(), den.abs().t().contiguous()
+    x = x.contiguous()
+    if _fused_ok(x):
+        return FusedRational.apply(x, a.to(x.dtype), bb.to(x.dtype))
+    return _columns(x, a, bb)
 
 
 @lru_cache(maxsize=32)
@@ -153,7 +223,8 @@ class GroupRational(nn.Module):
         if x.shape[-1] != self.features:
             raise ShapeError(f"GroupRational expects (..., {self.features}), got {tuple(x.shape)}")
         num, den = self.numerator[self.group_of], self.denominator[self.group_of]
-        return rational_values(x, num, den)
+        flat = channel_rational(x.reshape(-1, self.features), num, den)
+        return flat.reshape(x.shape)
 
     def extra_repr(self) -> str:
         return f"features={self.features}, groups={self.groups}, order={self.order}"
@@ -188,6 +259,7 @@ class Rational(DenseBasis):
     name = "rational"
     size_name = ""
     free_curves = False
+    init_coef = 1.0
     per_input = ("domain", "group_of")
     group_of: torch.Tensor
     numerator: nn.Parameter
@@ -197,7 +269,7 @@ class Rational(DenseBasis):
         self,
         groups: int = 8,
         order: tuple[int, int] | list[int] = (5, 4),
-        init: str = "identity",
+        init: str = "gelu",
         domain: tuple[float, float] = (-1.0, 1.0),
         *,
         in_features: int | None = None,
@@ -230,7 +302,7 @@ class Rational(DenseBasis):
 
     def values(self, x: torch.Tensor) -> torch.Tensor:
         num, den = self.numerator[self.group_of], self.denominator[self.group_of]
-        return rational_values(x, num, den).unsqueeze(-1)
+        return channel_rational(x, num, den).unsqueeze(-1)
 
     def _after_select(self, old: DenseBasis, rows: torch.Tensor) -> None:
         assert isinstance(old, Rational)
