@@ -43,6 +43,7 @@ def _unaries(u: sympy.Expr, v: torch.Tensor, functions: set[str] | None) -> list
         out.append((sympy.exp(u), v.exp()))
     if ok("sin"):
         out.append((sympy.sin(u), v.sin()))
+        out.append((sympy.sin(u) ** 2, v.sin() ** 2))
     if ok("cos"):
         out.append((sympy.cos(u), v.cos()))
     return out
@@ -76,6 +77,17 @@ def dictionary(F: torch.Tensor, names: Sequence[sympy.Expr], *, functions: Seque
             for e2, v2 in first[j]:
                 for e3, v3 in first[m]:
                     terms.append((e1 * e2 * e3, v1 * v2 * v3))
+    if k <= 4:  # x*y*g(z): two first powers and a library function of a third input
+        for i, j in combinations(range(k), 2):
+            for m in range(k):
+                if m in (i, j):
+                    continue
+                for e3, v3 in un[m]:
+                    if e3.is_Pow or e3.is_Symbol:
+                        continue
+                    for e1, v1 in first[i]:
+                        for e2, v2 in first[j]:
+                            terms.append((e1 * e2 * e3, v1 * v2 * v3))
     seen: set[sympy.Expr] = set()
     exprs, vals = [], []
     for e, v in terms:
@@ -132,9 +144,10 @@ def _batched_rss(G: torch.Tensor, b: torch.Tensor, yy: float, S: torch.Tensor) -
     return torch.cat(out)
 
 
-def _best_subsets(A: torch.Tensor, y: torch.Tensor, k_max: int, pool: int = 120) -> list[tuple[list[int], torch.Tensor, float]]:
-    """Exhaustive best subsets of 1 and 2 terms, of 3 among the ``pool`` most useful terms,
-    then orthogonal least squares onward from the best triple; (support, coef, rmse) each."""
+def _best_subsets(A: torch.Tensor, y: torch.Tensor, k_max: int, pool: int = 120, beam: int = 24) -> list[tuple[list[int], torch.Tensor, float]]:
+    """Exhaustive best subsets of 1 and 2 terms; of 3 among the ``pool`` most useful terms and
+    by extending the ``beam`` best pairs with every term; then a beam search onward (the
+    ``beam`` best supports of each size extended by every term). (support, coef, rmse) each."""
     norms = A.norm(dim=0).clamp_min(1e-300)
     An = A / norms
     G, b = An.T @ An, An.T @ y
@@ -150,12 +163,19 @@ def _best_subsets(A: torch.Tensor, y: torch.Tensor, k_max: int, pool: int = 120)
         order = torch.argsort(rss2)
         found.append(pairs[order[0]].tolist())
         cols = list(dict.fromkeys(pairs[order[:400]].flatten().tolist()))[:pool]
-        if len(cols) >= 3 and k_max >= 3:
-            triples = torch.combinations(torch.tensor(cols), 3)
-            rss3 = _batched_rss(G, b, yy, triples)
-            best3 = triples[int(torch.argmin(rss3))].tolist()
-            found.append(best3)
-            found += [sup for sup, _, _ in _omp(A, y, k_max - 3, best3)]
+        level = pairs[order[:beam]]
+        for size in range(3, min(k_max, D) + 1):
+            ext = torch.cat([level.repeat_interleave(D, 0), idx.repeat(level.shape[0]).unsqueeze(1)], 1)
+            ext = ext[(ext[:, :-1] != ext[:, -1:]).all(1)]
+            ext = torch.unique(ext.sort(1).values, dim=0)
+            if size == 3 and len(cols) >= 3:
+                ext = torch.unique(torch.cat([ext, torch.combinations(torch.tensor(cols), 3)]), dim=0)
+            if ext.shape[0] == 0:
+                break
+            rss = _batched_rss(G, b, yy, ext)
+            order = torch.argsort(rss, stable=True)
+            found.append(ext[order[0]].tolist())
+            level = ext[order[:beam]]
     out = []
     for sup in found:
         coef = torch.linalg.lstsq(An[:, sup], y.unsqueeze(1)).solution[:, 0]
@@ -178,7 +198,7 @@ def search(
     sd = float(y.std())
     if sd <= 1e-300:
         return [Candidate(sympy.Float(float(y.mean())), 0.0, 1)]
-    exprs, A = dictionary(F, names, functions=functions)
+    exprs, A = dictionary(F, names, functions=functions, max_terms=800 if F.shape[1] <= 3 else 400)
     cands: list[Candidate] = []
     for support, coef, err in _best_subsets(A, y, max_terms):
         e = sum(sympy.Float(float(c)) * exprs[j] for j, c in zip(support, coef))
