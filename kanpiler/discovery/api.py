@@ -34,8 +34,8 @@ from ..errors import ConfigError, FitError, UnsupportedError
 from .data import prepare
 from .expr import complexity, evaluate, fit_constants, rel_rmse
 from .structure import Budget, Problem, Search
-from .univariate import Candidate, select
 from .units import groups as unit_groups
+from .univariate import Candidate, select
 
 __all__ = ["discover", "Discovery", "ParetoPoint"]
 

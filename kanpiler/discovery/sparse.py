@@ -1,5 +1,5 @@
 """Sparse regression over a dictionary of terms: polynomials, rational functions and short
-products of library functions of a few inputs, found by orthogonal matching pursuit.
+products of library functions of a few inputs, found by exhaustive and beam searches over term subsets.
 
 In: inputs ``F (N, k)`` with their SymPy names, a target ``y (N,)``. Out: candidate formulas
 (one per number of terms, for ``y = sum c_j phi_j`` and ``y = P / (1 + Q)``) with their
@@ -99,33 +99,6 @@ def dictionary(F: torch.Tensor, names: Sequence[sympy.Expr], *, functions: Seque
         if len(exprs) >= max_terms:
             break
     return exprs, torch.stack(vals, 1)
-
-
-def _omp(A: torch.Tensor, y: torch.Tensor, k_max: int, forced: list[int]) -> list[tuple[list[int], torch.Tensor, float]]:
-    """Orthogonal least squares: add the term that lowers the residual most (after refitting);
-    returns (support, coefficients, rmse) after each addition."""
-    norms = A.norm(dim=0).clamp_min(1e-300)
-    An = A / norms
-    support = list(forced)
-    out = []
-    P = An.clone()  # columns with the span of the support projected out
-    r = y.clone()
-    for _ in range(k_max):
-        pn = (P * P).sum(0)
-        score = (P.T @ r) ** 2 / pn.clamp_min(1e-300)
-        score[pn < 1e-20] = -1
-        if support:
-            score[support] = -1
-        j = int(torch.argmax(score))
-        if float(score[j]) <= 0:
-            break
-        support.append(j)
-        q = P[:, j] / pn[j].sqrt()
-        P = P - q.unsqueeze(1) * (q @ P).unsqueeze(0)
-        coef = torch.linalg.lstsq(An[:, support], y.unsqueeze(1)).solution[:, 0]
-        r = y - An[:, support] @ coef
-        out.append((list(support), coef / norms[support], float((r * r).mean().sqrt())))
-    return out
 
 
 def _batched_rss(G: torch.Tensor, b: torch.Tensor, yy: float, S: torch.Tensor) -> torch.Tensor:

@@ -108,6 +108,18 @@ class Search:
         if k == 1:
             found = univariate.search(p.F[:, 0], p.y, functions=self.functions, floor=p.noise)
             t = univariate.T
+            if p.noise == 0 and found and found[0].error > 1e-9:  # y**2, 1/y, 1/y**2 exactly
+                for name, fwd, inv, ok in _TRANSFORMS:
+                    if name not in ("square", "inverse", "inverse square") or not ok(p.y):
+                        continue
+                    ty = fwd(p.y)
+                    if not bool(torch.isfinite(ty).all()) or float(ty.std()) <= 0:
+                        continue
+                    alt = univariate.search(p.F[:, 0], ty, functions=self.functions)
+                    if alt and alt[0].error < 1e-9:
+                        e = _substitute(inv(alt[0].expr).xreplace({t: names[0]}), p.features)
+                        self.log(f"direct fit of {name}(y) on {p.features[0]}")
+                        return [self.refit_on(p, e)]
             return [Candidate(_substitute(c.expr.xreplace({t: names[0]}), p.features), c.error,
                               c.complexity) for c in found]  # fmt: skip
         found = sparse.search(p.F, names, p.y, functions=self.functions, max_terms=6 if k <= 3 else 4)

@@ -13,7 +13,7 @@ are integers or fractions. All arithmetic is exact (SymPy rationals).
 >>> g = groups({"F": {"kg": 1, "m": 1, "s": -2}, "m": {"kg": 1}, "a": {"m": 1, "s": -2},
 ...             "target": {"kg": 1, "m": 1, "s": -2}}, ["F", "m", "a"])
 >>> g.prefactor, g.groups
-({'F': 1}, [{'F': -1, 'a': 1, 'm': 1}])
+({'F': 1}, [{'F': -1, 'm': 1, 'a': 1}])
 """
 
 from __future__ import annotations
