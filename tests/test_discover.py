@@ -58,7 +58,7 @@ def test_structure_search_splits_a_product_of_powers():
     X, y = data(lambda G, a, b, r: G * a * b / r**2, 4, n=600)
     found = discover(X, y, names, progress=False, surrogates=2)
     assert same(found.formula, "G*m1*m2/r**2", names), found.formula
-    assert any("split" in s or "pair" in s for s in found.structure)
+    assert any("split" in s or "pair" in s or "power factor" in s for s in found.structure)
 
 
 def test_output_transform_finds_a_square_root():
@@ -217,3 +217,40 @@ def test_example_sklearn_pipeline():
 def test_example_feynman_recovers_compton_scattering():
     out = _example("discover_feynman.py")
     assert float(out.split("max relative error on fresh points: ")[1].split()[0]) < 1e-9
+
+
+def test_units_give_buckingham_groups_and_the_formula():
+    from kanpiler.discovery.units import groups
+
+    M, L, T = {"kg": 1}, {"m": 1}, {"s": 1}
+    units = {"G": {"m": 3, "kg": -1, "s": -2}, "m1": M, "m2": M, "r": L,
+             "target": {"kg": 1, "m": 1, "s": -2}}  # fmt: skip
+    names = ["G", "m1", "m2", "r"]
+    g = groups(units, names)
+    # independent check: the prefactor carries the target's units, every group none
+    dims = {n: units[n] for n in names}
+    def dim(powers):
+        out = {}
+        for n, a in powers.items():
+            for b, e in dims[n].items():
+                out[b] = out.get(b, 0) + a * e
+        return {b: e for b, e in out.items() if e != 0}
+    assert dim(g.prefactor) == units["target"]
+    assert len(g.groups) == 1 and all(dim(q) == {} for q in g.groups)
+    X, y = data(lambda G, a, b, r: G * a * b / r**2, 4, n=400)
+    found = discover(X, y, names, units=units, progress=False, surrogates=0)
+    assert same(found.formula, "G*m1*m2/r**2", names), found.formula
+    assert any("dimensional" in s for s in found.structure)
+    with pytest.raises(kanpiler.KanpilerError, match="missing"):
+        discover(X, y, names, units={"G": M}, progress=False)
+    with pytest.raises(kanpiler.KanpilerError, match="not a product"):
+        groups({"a": L, "b": L, "target": T}, ["a", "b"])
+
+
+def test_power_factors_divide_out_of_a_sign_changing_target():
+    names = ["q", "v", "theta"]
+    rng = np.random.default_rng(3)
+    X = np.stack([rng.uniform(1, 3, 600), rng.uniform(1, 3, 600), rng.uniform(0, 6, 600)], 1)
+    y = X[:, 0] ** 2 * X[:, 1] * np.cos(X[:, 2])  # y changes sign with cos(theta)
+    found = discover(X, y, names, progress=False, surrogates=2)
+    assert same(found.formula, "q**2*v*cos(theta)", names), found.formula

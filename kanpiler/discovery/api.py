@@ -34,6 +34,7 @@ from ..errors import ConfigError, FitError, UnsupportedError
 from .data import prepare
 from .expr import complexity, evaluate, fit_constants, rel_rmse
 from .structure import Budget, Problem, Search
+from .units import groups as unit_groups
 from .univariate import Candidate, select
 
 __all__ = ["discover", "Discovery", "ParetoPoint"]
@@ -179,6 +180,32 @@ def _pick(front: list[ParetoPoint], margin: float = 0.05, floor: float = 1e-9) -
     return min(ok, key=lambda p: (p.complexity, p.error))
 
 
+def _dimensionless(units: Any, names: list[str], symbols: list[sympy.Symbol], p: Problem,
+                   report: dict, search: Search) -> tuple[sympy.Expr, torch.Tensor, list, torch.Tensor] | None:  # fmt: skip
+    """``y = prefactor * f(pi_1, ...)``: the prefactor and the dimensionless problem (groups'
+    values, their formulas, ``y / prefactor``), or None when the groups are not finite here."""
+    g = unit_groups(units, names)
+    sym = dict(zip(names, symbols))
+    col = {n: p.F[:, i] for i, n in enumerate(names)}
+
+    def mono(powers: dict[str, sympy.Rational]) -> tuple[sympy.Expr, torch.Tensor]:
+        e, v = sympy.Integer(1), torch.ones_like(p.y)
+        for n, a in powers.items():
+            e, v = e * sym[n] ** a, v * col[n] ** float(a)
+        return e, v
+
+    pre, pv = mono(g.prefactor)
+    feats = [mono(q) for q in g.groups]
+    y0 = p.y / pv
+    F = torch.stack([v for _, v in feats], 1) if feats else p.F[:, :0]
+    report["units"] = {"prefactor": str(pre), "groups": [str(e) for e, _ in feats]}
+    if not (bool(torch.isfinite(y0).all()) and bool(torch.isfinite(F).all())):
+        search.log("dimensional analysis: groups not finite on the data; not applied")
+        return None
+    search.log(f"dimensional analysis: y = {pre} * f({', '.join(str(e) for e, _ in feats)})")
+    return pre, F, [e for e, _ in feats], y0
+
+
 def discover(
     X: Any,
     y: Any,
@@ -202,7 +229,8 @@ def discover(
     formula found so far; otherwise the work is bounded by counts (``surrogates``: how many
     surrogate networks the search may train), so the same seed and data give the same
     formula on any machine load. At most ``max_samples`` rows (picked with ``seed``) are used.
-    ``units`` is recorded in the report (dimensional analysis is not applied yet);
+    ``units`` (each variable's dimension and the target's under the key ``"target"``, see
+    :mod:`.units`) turns the problem dimensionless first: ``y = prefactor * f(pi_1, ...)``;
     ``device`` must be None or a CPU device for now; ``progress`` prints each search step
     to stderr as it happens.
     """
@@ -236,6 +264,9 @@ def discover(
     symbols = [sympy.Symbol(n, positive=True) if bool((Xt[:, i] > 0).all()) else sympy.Symbol(n, real=True)
                for i, n in enumerate(names)]  # fmt: skip
     problem = Problem(Xt[ti], symbols, yt[ti])
+    prefactor = _dimensionless(units, names, symbols, problem, report, search) if units is not None else None
+    if prefactor is not None:
+        problem = Problem(*prefactor[1:])
     stopped = None
     try:
         cands = search.solve(problem)
@@ -245,7 +276,9 @@ def discover(
         stopped = "interrupted"
     if stopped:
         report["stages"].append(f"stopped early ({stopped}); best so far")
-        cands = search.direct(problem) if stopped else []
+        cands = search.best or search.direct(problem)
+    if prefactor is not None:
+        cands = [search.refit_on(Problem(Xt[ti], symbols, yt[ti]), prefactor[0] * c.expr) for c in cands[:6]]
     report["stages"] += budget.log
     report["surrogates"] = search.trained
     front = _finish(cands, cols, yt[ti], hold, yt[hi], limit=10)
@@ -257,7 +290,6 @@ def discover(
                           p.formula.xreplace({s: sympy.Symbol(s.name) for s in p.formula.free_symbols}))
               for p in front]  # fmt: skip
     report["seconds"] = time.perf_counter() - t0
-    structure = [
-        s for s in budget.log if "split" in s or "pair" in s or "transform" in s or "dropped" in s
-    ]
+    keys = ("split", "pair", "transform", "dropped", "power factor", "dimensional")
+    structure = [s for s in budget.log if any(k in s for k in keys)]
     return Discovery(formula, pareto, structure or ["direct fit"], report, names, best.error)

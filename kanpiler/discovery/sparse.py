@@ -1,5 +1,5 @@
 """Sparse regression over a dictionary of terms: polynomials, rational functions and short
-products of library functions of a few inputs, found by orthogonal matching pursuit.
+products of library functions of a few inputs, found by exhaustive and beam searches over term subsets.
 
 In: inputs ``F (N, k)`` with their SymPy names, a target ``y (N,)``. Out: candidate formulas
 (one per number of terms, for ``y = sum c_j phi_j`` and ``y = P / (1 + Q)``) with their
@@ -43,6 +43,7 @@ def _unaries(u: sympy.Expr, v: torch.Tensor, functions: set[str] | None) -> list
         out.append((sympy.exp(u), v.exp()))
     if ok("sin"):
         out.append((sympy.sin(u), v.sin()))
+        out.append((sympy.sin(u) ** 2, v.sin() ** 2))
     if ok("cos"):
         out.append((sympy.cos(u), v.cos()))
     return out
@@ -76,6 +77,17 @@ def dictionary(F: torch.Tensor, names: Sequence[sympy.Expr], *, functions: Seque
             for e2, v2 in first[j]:
                 for e3, v3 in first[m]:
                     terms.append((e1 * e2 * e3, v1 * v2 * v3))
+    if k <= 4:  # x*y*g(z): two first powers and a library function of a third input
+        for i, j in combinations(range(k), 2):
+            for m in range(k):
+                if m in (i, j):
+                    continue
+                for e3, v3 in un[m]:
+                    if e3.is_Pow or e3.is_Symbol:
+                        continue
+                    for e1, v1 in first[i]:
+                        for e2, v2 in first[j]:
+                            terms.append((e1 * e2 * e3, v1 * v2 * v3))
     seen: set[sympy.Expr] = set()
     exprs, vals = [], []
     for e, v in terms:
@@ -87,33 +99,6 @@ def dictionary(F: torch.Tensor, names: Sequence[sympy.Expr], *, functions: Seque
         if len(exprs) >= max_terms:
             break
     return exprs, torch.stack(vals, 1)
-
-
-def _omp(A: torch.Tensor, y: torch.Tensor, k_max: int, forced: list[int]) -> list[tuple[list[int], torch.Tensor, float]]:
-    """Orthogonal least squares: add the term that lowers the residual most (after refitting);
-    returns (support, coefficients, rmse) after each addition."""
-    norms = A.norm(dim=0).clamp_min(1e-300)
-    An = A / norms
-    support = list(forced)
-    out = []
-    P = An.clone()  # columns with the span of the support projected out
-    r = y.clone()
-    for _ in range(k_max):
-        pn = (P * P).sum(0)
-        score = (P.T @ r) ** 2 / pn.clamp_min(1e-300)
-        score[pn < 1e-20] = -1
-        if support:
-            score[support] = -1
-        j = int(torch.argmax(score))
-        if float(score[j]) <= 0:
-            break
-        support.append(j)
-        q = P[:, j] / pn[j].sqrt()
-        P = P - q.unsqueeze(1) * (q @ P).unsqueeze(0)
-        coef = torch.linalg.lstsq(An[:, support], y.unsqueeze(1)).solution[:, 0]
-        r = y - An[:, support] @ coef
-        out.append((list(support), coef / norms[support], float((r * r).mean().sqrt())))
-    return out
 
 
 def _batched_rss(G: torch.Tensor, b: torch.Tensor, yy: float, S: torch.Tensor) -> torch.Tensor:
@@ -132,9 +117,10 @@ def _batched_rss(G: torch.Tensor, b: torch.Tensor, yy: float, S: torch.Tensor) -
     return torch.cat(out)
 
 
-def _best_subsets(A: torch.Tensor, y: torch.Tensor, k_max: int, pool: int = 120) -> list[tuple[list[int], torch.Tensor, float]]:
-    """Exhaustive best subsets of 1 and 2 terms, of 3 among the ``pool`` most useful terms,
-    then orthogonal least squares onward from the best triple; (support, coef, rmse) each."""
+def _best_subsets(A: torch.Tensor, y: torch.Tensor, k_max: int, pool: int = 120, beam: int = 24) -> list[tuple[list[int], torch.Tensor, float]]:
+    """Exhaustive best subsets of 1 and 2 terms; of 3 among the ``pool`` most useful terms and
+    by extending the ``beam`` best pairs with every term; then a beam search onward (the
+    ``beam`` best supports of each size extended by every term). (support, coef, rmse) each."""
     norms = A.norm(dim=0).clamp_min(1e-300)
     An = A / norms
     G, b = An.T @ An, An.T @ y
@@ -150,12 +136,19 @@ def _best_subsets(A: torch.Tensor, y: torch.Tensor, k_max: int, pool: int = 120)
         order = torch.argsort(rss2)
         found.append(pairs[order[0]].tolist())
         cols = list(dict.fromkeys(pairs[order[:400]].flatten().tolist()))[:pool]
-        if len(cols) >= 3 and k_max >= 3:
-            triples = torch.combinations(torch.tensor(cols), 3)
-            rss3 = _batched_rss(G, b, yy, triples)
-            best3 = triples[int(torch.argmin(rss3))].tolist()
-            found.append(best3)
-            found += [sup for sup, _, _ in _omp(A, y, k_max - 3, best3)]
+        level = pairs[order[:beam]]
+        for size in range(3, min(k_max, D) + 1):
+            ext = torch.cat([level.repeat_interleave(D, 0), idx.repeat(level.shape[0]).unsqueeze(1)], 1)
+            ext = ext[(ext[:, :-1] != ext[:, -1:]).all(1)]
+            ext = torch.unique(ext.sort(1).values, dim=0)
+            if size == 3 and len(cols) >= 3:
+                ext = torch.unique(torch.cat([ext, torch.combinations(torch.tensor(cols), 3)]), dim=0)
+            if ext.shape[0] == 0:
+                break
+            rss = _batched_rss(G, b, yy, ext)
+            order = torch.argsort(rss, stable=True)
+            found.append(ext[order[0]].tolist())
+            level = ext[order[:beam]]
     out = []
     for sup in found:
         coef = torch.linalg.lstsq(An[:, sup], y.unsqueeze(1)).solution[:, 0]
@@ -178,7 +171,7 @@ def search(
     sd = float(y.std())
     if sd <= 1e-300:
         return [Candidate(sympy.Float(float(y.mean())), 0.0, 1)]
-    exprs, A = dictionary(F, names, functions=functions)
+    exprs, A = dictionary(F, names, functions=functions, max_terms=800 if F.shape[1] <= 3 else 400)
     cands: list[Candidate] = []
     for support, coef, err in _best_subsets(A, y, max_terms):
         e = sum(sympy.Float(float(c)) * exprs[j] for j, c in zip(support, coef))

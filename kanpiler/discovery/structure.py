@@ -94,6 +94,7 @@ class Search:
         self.steps = surrogate_steps
         self.check = check or (lambda: None)
         self.trained = 0
+        self.best: list[Candidate] = []  # the root problem's candidates so far (for a stop)
 
     # ---- helpers --------------------------------------------------------------------------
     def log(self, text: str) -> None:
@@ -107,6 +108,18 @@ class Search:
         if k == 1:
             found = univariate.search(p.F[:, 0], p.y, functions=self.functions, floor=p.noise)
             t = univariate.T
+            if p.noise == 0 and found and found[0].error > 1e-9:  # y**2, 1/y, 1/y**2 exactly
+                for name, fwd, inv, ok in _TRANSFORMS:
+                    if name not in ("square", "inverse", "inverse square") or not ok(p.y):
+                        continue
+                    ty = fwd(p.y)
+                    if not bool(torch.isfinite(ty).all()) or float(ty.std()) <= 0:
+                        continue
+                    alt = univariate.search(p.F[:, 0], ty, functions=self.functions)
+                    if alt and alt[0].error < 1e-9:
+                        e = _substitute(inv(alt[0].expr).xreplace({t: names[0]}), p.features)
+                        self.log(f"direct fit of {name}(y) on {p.features[0]}")
+                        return [self.refit_on(p, e)]
             return [Candidate(_substitute(c.expr.xreplace({t: names[0]}), p.features), c.error,
                               c.complexity) for c in found]  # fmt: skip
         found = sparse.search(p.F, names, p.y, functions=self.functions, max_terms=6 if k <= 3 else 4)
@@ -120,7 +133,7 @@ class Search:
         """Sparse fits of ``T(y)`` (square, inverse, cos, log); kept when exact."""
         out = []
         for name, fwd, inv, ok in _TRANSFORMS:
-            if name not in ("square", "inverse", "cos", "log") or not ok(p.y):
+            if name not in ("square", "inverse", "inverse square", "cos", "log") or not ok(p.y):
                 continue
             ty = fwd(p.y)
             if not bool(torch.isfinite(ty).all()) or float(ty.std()) <= 0:
@@ -142,6 +155,8 @@ class Search:
         if k == 0 or sd <= 1e-14 * (float(p.y.abs().mean()) + 1e-300):
             return [Candidate(sympy.Float(float(p.y.mean())), 0.0, 1)]
         cands = self.direct(p)
+        if depth == 0:
+            self.best = list(cands)
         if (cands and cands[0].error < 1e-9) or k == 1 or depth >= self.budget.depth:
             return cands
         if self.trained >= self.budget.surrogates:
@@ -155,11 +170,14 @@ class Search:
         d["pairs"] = _PairTest(S, p.F, self.seed)
         d["thr"] = max(SEPARABLE, 2.5 * serr)
         good = max(1e-9, 3 * serr, 2 * p.noise)
-        for step in (self.drop_irrelevant, self.symmetry, self.separate, self.transform):
+        for step in (self.drop_irrelevant, self.power_factors, self.symmetry, self.separate,
+                     self.transform):  # fmt: skip
             self.check()
             out = step(p, S, d, depth)
             if out:
                 cands = select(out + cands)
+                if depth == 0:
+                    self.best = list(cands)
                 if cands[0].error <= good:
                     return cands
                 self.log(f"depth {depth}: {step.__name__} gave error {cands[0].error:.1e}; trying on")
@@ -176,6 +194,46 @@ class Search:
         sub = Problem(p.F[:, keep], [p.features[i] for i in keep], p.y)
         return self.solve(sub, depth + 1)
 
+    # power-law factors -------------------------------------------------------------------
+    def power_factors(self, p: Problem, S: Any, d: dict, depth: int) -> list[Candidate] | None:
+        """Inputs that enter as a power factor, ``f = x_i**a * g(others)``: their elasticity
+        ``x_i f_i / f`` is constant. The factors are divided out of the real data (no slice, so
+        nothing is lost) and the rest is solved on the remaining inputs."""
+        y = p.y
+        k = p.F.shape[1]
+        if k < 2 or not bool((y != 0).all()):
+            return None
+        X, g, v = d["X"], d["grad"], d["value"]
+        tol = max(SYMMETRIC, 2 * d["serr"])
+        powers: dict[int, sympy.Rational] = {}
+        for i in range(k):
+            if not bool((p.F[:, i] > 0).all()):
+                continue
+            el = X[:, i] * g[:, i] / v
+            m = float(el.median())
+            if not math.isfinite(m) or abs(m) < 0.05:
+                continue
+            if float((el - m).abs().median()) / abs(m) > tol:
+                continue
+            fr = Fraction(m).limit_denominator(3)
+            if abs(float(fr) - m) > 0.05 * max(1.0, abs(m)) or abs(fr.numerator) > 12:
+                continue
+            powers[i] = sympy.Rational(fr.numerator, fr.denominator)
+        if not powers or len(powers) == k and len(powers) == 1:
+            return None
+        factor = sympy.Integer(1)
+        div = torch.ones_like(y)
+        for i, a in powers.items():
+            factor = factor * p.features[i] ** a
+            div = div * p.F[:, i] ** float(a)
+        rest = y / div
+        if not bool(torch.isfinite(rest).all()):
+            return None
+        keep = [i for i in range(k) if i not in powers]
+        self.log(f"depth {depth}: power factor {factor}")
+        sub = Problem(p.F[:, keep], [p.features[i] for i in keep], rest, p.noise)
+        return [self.refit_on(p, factor * c.expr) for c in self.solve(sub, depth + 1)[:3]]
+
     # separability --------------------------------------------------------------------------
     def separate(self, p: Problem, S: Any, d: dict, depth: int) -> list[Candidate] | None:
         k = p.F.shape[1]
@@ -185,8 +243,12 @@ class Search:
             return self.split(p, S, add, "add", depth, d["serr"])
         if bool((p.y > 0).all()) or bool((p.y < 0).all()):
             mul = _groups(k, lambda i, j: d["pairs"](i, j, _logabs) >= thr)
-            if len(mul) > 1:
-                return self.split(p, S, mul, "mul", depth, d["serr"])
+        elif bool((p.y != 0).all()):  # a sign change: f(a,b) f(a',b') = f(a',b) f(a,b')
+            mul = _groups(k, lambda i, j: d["pairs"](i, j, _PRODUCT) >= thr)
+        else:
+            return None
+        if len(mul) > 1:
+            return self.split(p, S, mul, "mul", depth, d["serr"])
         return None
 
     def split(self, p: Problem, S: Any, groups: list[list[int]], kind: str, depth: int,
@@ -351,6 +413,10 @@ def _logabs(v: torch.Tensor) -> torch.Tensor:
     return v.abs().log()
 
 
+def _PRODUCT(v: torch.Tensor) -> torch.Tensor:  # noqa: N802 - a marker: the product test
+    return v
+
+
 class _PairTest:
     """Finite mixed differences of ``T(S)``: ``f(a,b) + f(a',b') - f(a',b) - f(a,b')`` for a
     pair of inputs moved between random sample rows, relative to the moves' own effects.
@@ -378,6 +444,11 @@ class _PairTest:
         x11[:, i], x11[:, j] = self.alt[:, i], self.alt[:, j]
         with torch.no_grad():
             f = [self.S(x) for x in (x00, x10, x01, x11)]
+        if T is _PRODUCT:
+            num = (f[0] * f[3] - f[1] * f[2]).abs().mean()
+            den = (f[0].abs() * ((f[3] - f[1]).abs() + (f[3] - f[2]).abs())
+                   + f[3].abs() * ((f[1] - f[0]).abs() + (f[2] - f[0]).abs())).mean()  # fmt: skip
+            return 0.0 if float(den) <= 1e-300 else float(num / den)
         if T is not None:
             f = [T(v) for v in f]
         if not all(bool(torch.isfinite(v).all()) for v in f):

@@ -25,8 +25,11 @@ class Surrogate(torch.nn.Module):
     """``f(X)`` for ``X (N, n)`` -> ``(N,)``: an MLP on standardised inputs and output."""
 
     def __init__(self, mean: torch.Tensor, std: torch.Tensor, ym: float, ys: float,
-                 width: int, depth: int, gen: torch.Generator, sign: float = 0.0):  # fmt: skip
+                 width: int, depth: int, gen: torch.Generator, sign: float = 0.0,
+                 logcols: torch.Tensor | None = None):  # fmt: skip
         super().__init__()
+        self.logcols: torch.Tensor
+        self.register_buffer("logcols", logcols if logcols is not None else torch.zeros(mean.numel(), dtype=torch.bool))
         self.sign = sign  # nonzero: the net models log|y| and y = sign * exp(net)
         n = mean.numel()
         self.mean: torch.Tensor
@@ -44,6 +47,8 @@ class Surrogate(torch.nn.Module):
 
     def raw(self, X: torch.Tensor) -> torch.Tensor:
         """The network's own output (``log|y|`` when ``sign`` is set)."""
+        if bool(self.logcols.any()):
+            X = torch.where(self.logcols, X.clamp_min(1e-300).log(), X)
         h = (X - self.mean) / self.std
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
@@ -89,6 +94,7 @@ def train_surrogate(
     depth: int = 4,
     adam: int = 300,
     lbfgs: int = 1500,
+    log_inputs: bool = True,
 ) -> tuple[Surrogate, float]:
     """The best of ``seeds`` MLPs by relative RMSE on a held-out tenth, and that error.
 
@@ -100,7 +106,11 @@ def train_surrogate(
     perm = torch.randperm(N, generator=gen)
     nval = max(1, N // 10)
     va, tr = perm[:nval], perm[nval:]
-    mean, std = X[tr].mean(0), X[tr].std(0).clamp_min(1e-12)
+    # positive inputs spanning a bounded ratio are read on a log scale: power laws become linear
+    lo, hi = X.min(0).values, X.max(0).values
+    logcols = (lo > 0) & (hi < 50 * lo) if log_inputs else torch.zeros(X.shape[1], dtype=torch.bool)
+    Xin = torch.where(logcols, X.clamp_min(1e-300).log(), X)
+    mean, std = Xin[tr].mean(0), Xin[tr].std(0).clamp_min(1e-12)
     sign = 0.0
     target = y
     if bool((y > 0).all()) or bool((y < 0).all()):
@@ -112,7 +122,7 @@ def train_surrogate(
     best: tuple[Surrogate, float] | None = None
     for k in range(seeds):
         g = torch.Generator().manual_seed(seed * 1000 + k + 1)
-        model = Surrogate(mean, std, ym, ys, width, depth, g, sign)
+        model = Surrogate(mean, std, ym, ys, width, depth, g, sign, logcols)
         _train(model, X[tr], target[tr], adam, lbfgs)
         with torch.no_grad():  # error in the space the net models (log|y| or y), relative
             err = float(((model.raw(X[va]) - target[va]) ** 2).mean().sqrt()) / ys
