@@ -216,8 +216,9 @@ class MultKAN(nn.Module):
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.cache_acts and isinstance(x, torch.Tensor):
-            # pure B-spline models on CPU: the whole network in one native call
+        if not self.cache_acts and isinstance(x, torch.Tensor) and not self._hooked():
+            # pure B-spline models on CPU: the whole network in one native call (not when a
+            # layer has forward hooks: they would never see the layer run)
             fast = native_model.forward(self, x)
             if fast is not None:
                 return fast
@@ -225,6 +226,10 @@ class MultKAN(nn.Module):
         if rec is not None:
             self.cache = rec
         return out
+
+    def _hooked(self) -> bool:
+        """Whether a layer module carries forward hooks."""
+        return any(m._forward_hooks or m._forward_pre_hooks for m in self.layers)
 
     def run(self, x: torch.Tensor, record: bool = False) -> tuple[torch.Tensor, Record | None]:
         """Forward pass; with ``record`` also the activations of every layer (a

@@ -672,6 +672,5 @@ class _WholeModel(torch.autograd.Function):
         grads = [torch.empty_like(p) for p in params]
         ctx.kern.run(
             x, grad_out=grad.contiguous(), grads=grads, grad_x=gx, work=ctx.work, done=True
-        )
-        ctx.work = None
+        )  # ctx.work is kept: a graph retained (retain_graph=True) may be gone back through again
         return (gx, None, *(g if need else None for g, need in zip(grads, needs[2:])))
