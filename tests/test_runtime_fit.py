@@ -226,21 +226,3 @@ def test_make_matches_a_numpy_reference_and_leaves_the_global_rng() -> None:
         make(lambda x: torch.log(x[:, 0]), 1, (-1.0, 1.0))
     with pytest.raises(ConfigError, match="ranges"):
         make(lambda x: x, 2, [[0.0, 1.0]])
-
-
-def test_noise_estimate_resolves_a_four_dimensional_target() -> None:
-    # pykan's Example_3 target, 1024 points on [-1, 1]^4: noise-free, so every estimate is
-    # bias; local linear fits cannot resolve it, the kernel ridge regression can
-    from kanpiler.runtime.fitcheck import kernel_noise, local_noise
-
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(1024, 4, generator=g, dtype=torch.float64) * 2 - 1
-    r1, r2 = (x[:, :2] ** 2).sum(1, keepdim=True), (x[:, 2:] ** 2).sum(1, keepdim=True)
-    y = torch.exp((torch.sin(math.pi * r1) + torch.sin(math.pi * r2)) / 2)
-    assert float(y.std()) > 0.55
-    assert local_noise(x, y) > 0.25
-    assert kernel_noise(x, y) < 0.13
-    # in two dimensions it finds added noise of known size
-    x2 = torch.rand(600, 2, generator=g, dtype=torch.float64) * 2 - 1
-    y2 = kan_paper(x2) + 0.05 * torch.randn(600, 1, generator=g, dtype=torch.float64)
-    assert 0.045 < kernel_noise(x2, y2) < 0.06

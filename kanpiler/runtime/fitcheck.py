@@ -77,35 +77,13 @@ class Plan:
     def loss_name(self) -> str:
         return "RMSE" if self.loss_fn is None else "loss"
 
-    def spread(self) -> float:
-        """The training targets' standard deviation (RMS over outputs)."""
-        y = self.train[1].double().reshape(self.train[1].shape[0], -1)
-        return float(y.var(0, correction=0).mean().sqrt()) if y.shape[0] > 1 else 0.0
-
     def noise_level(self) -> float:
-        """An estimate of the targets' noise (RMS): the smaller of two leave-one-out errors on
-        at most 1024 training points (an even spread of rows), each at least the noise:
-        local linear fits on the ``2 d + 4`` nearest neighbours and Gaussian-kernel ridge
-        regression (:func:`kernel_noise`). Still an upper estimate where the target varies
-        faster than the points resolve (four or more dimensions, a few thousand points)."""
+        """An estimate of the targets' noise (RMS): leave-one-out residuals of local linear
+        fits on the ``2 d + 4`` nearest neighbours of at most 2048 training points. An
+        upper estimate: the curvature of the target adds to it, most in many dimensions."""
         if self._noise is None:
-            x, y = self.train
-            rows = spread_rows(x.shape[0], NOISE_POINTS, x.device)
-            x, y = x[rows], y[rows]
-            self._noise = min(local_noise(x, y), kernel_noise(x, y))
+            self._noise = local_noise(*(t[:2048] for t in self.train))
         return self._noise
-
-
-NOISE_POINTS = 1024  # training points the noise estimate looks at
-BANDWIDTHS = (0.25, 0.5, 1.0, 2.0)  # kernel widths, in standard deviations per dimension
-RIDGES = tuple(10.0**e for e in range(-8, 1))
-
-
-def spread_rows(n: int, most: int, device: Any = None) -> torch.Tensor:
-    """At most ``most`` row indices spread evenly over ``range(n)``."""
-    if n <= most:
-        return torch.arange(n, device=device)
-    return torch.linspace(0, n - 1, most, device=device).round().long()
 
 
 def local_noise(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -125,33 +103,6 @@ def local_noise(x: torch.Tensor, y: torch.Tensor) -> float:
         )
         sol = torch.linalg.lstsq(design, y64[near]).solution  # (n, d + 1, out)
         return float((y64 - sol[:, 0]).square().mean().sqrt())
-
-
-def kernel_noise(x: torch.Tensor, y: torch.Tensor) -> float:
-    """The smallest leave-one-out RMS error of Gaussian-kernel ridge regressions of ``y`` on
-    ``x`` (standardised inputs, centred targets) over a few widths and ridges.
-
-    A global smoother: it resolves targets that local fits cannot (four dimensions, a few
-    thousand points) and is exact for its ridge (``e_i = r_i / (1 - H_ii)`` from one
-    eigendecomposition per width)."""
-    n, d = x.shape
-    if n < 3:
-        return 0.0
-    with torch.no_grad():
-        x64, y64 = x.double(), y.double().reshape(n, -1)
-        x64 = (x64 - x64.mean(0)) / x64.std(0).clamp_min(1e-12)
-        y64 = y64 - y64.mean(0)
-        sq = torch.cdist(x64, x64).square()
-        best = math.inf
-        for width in BANDWIDTHS:
-            lam, q = torch.linalg.eigh(torch.exp(sq / (-2 * width * width * d)))
-            lam, qy, q2 = lam.clamp_min(0), q.T @ y64, q.square()
-            for ridge in RIDGES:
-                f = lam / (lam + ridge)
-                resid = y64 - q @ (f.unsqueeze(1) * qy)
-                loo = resid / (1 - q2 @ f).clamp_min(1e-12).unsqueeze(1)
-                best = min(best, float(loo.square().mean()))
-        return math.sqrt(best) if math.isfinite(best) else 0.0
 
 
 def check(

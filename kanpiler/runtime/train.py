@@ -30,7 +30,7 @@ import torch
 from ..errors import ConfigError
 from ..numerics import loss_scale, make_lbfgs
 from . import distributed, fitcheck
-from .objective import LossFn, Objective, Penalty, losses, penalty
+from .objective import LossFn, Objective, losses, penalty
 from .optimizers import BatchedAdam, BatchedBFGS
 from .stack import Stack
 from .structure import Record
@@ -41,8 +41,7 @@ if TYPE_CHECKING:
 History = dict[str, list]
 ITERATIONS_PER_STEP = 20  # evaluations per LBFGS step, as torch's and pykan's max_iter
 DENSE_LIMIT = 16_000_000  # restarts * params**2 up to which the inverse Hessian is kept dense
-STALL_FACTOR = 2.0  # a plateau above this many times the noise level is a stall
-STALL_SPREAD = 0.05  # ... and above this share of the targets' standard deviation
+STALL_FACTOR = 3.0  # a plateau above this many times the noise level is a stall
 GRID_SAMPLES = 4096  # rows (over all ranks) a grid update reads from a loader, at most
 
 
@@ -158,8 +157,6 @@ class _Run:
         self.model, self.plan = model, plan
         self.stack = Stack(fitcheck.members(model, plan.restarts))
         distributed.broadcast_module(self.stack.model)  # every rank starts from rank 0's
-        if plan.warmup and plan.loss_fn is None:  # a fresh model: start at the targets' mean
-            self._centre()
         self.objective = Objective(self.stack, plan.penalty, plan.loss_fn)
         self.optimizer = self._optimizer()
         self.gen = torch.Generator().manual_seed(plan.seed)
@@ -173,18 +170,6 @@ class _Run:
         self.kept = list(range(plan.restarts))
         self.batch: tuple[torch.Tensor, Any] = plan.train
         self.warnings: list[str] = []
-
-    def _centre(self) -> None:
-        """Shift each member's output bias so that its mean output on the training data is
-        the targets' mean."""
-        x, y = self.plan.train
-        stack = self.stack
-        with torch.no_grad():
-            pred = stack.forward(x)  # (N, R, out)
-            shift = y.mean(0) - pred.mean(0)  # (R, out); over every rank's shard
-            shift = distributed.weighted_mean(shift, x.shape[0])
-            bias = stack.model.node_bias[stack.depth - 1]
-            bias[stack.nodes[-1]] += shift
 
     def _optimizer(self) -> Any:
         plan, n_params = self.plan, self.stack.index.shape[1]
@@ -240,11 +225,7 @@ class _Run:
         if step == 0 and plan.warmup:
             adam = BatchedAdam(self.stack.n, self.theta.shape[1], plan.warmup_lr,
                                dtype=self.theta.dtype, device=self.theta.device)  # fmt: skip
-            # no penalty in the warm-up: Adam's steps do not shrink with the gradient, so
-            # it would pull the still-small edges of a fresh model to zero before they learn
-            warm = Objective(self.stack, Penalty(), plan.loss_fn)
-            warm.set_batch(x, y)
-            self.theta = adam.run(self.theta, warm, plan.warmup)
+            self.theta = adam.run(self.theta, self.objective, plan.warmup)
         update, every, start, stop = plan.grid
         if update and self.model.has_grid and start <= step < stop and step % every == 0:
             self.stack.set_theta(self.theta)
@@ -377,34 +358,24 @@ class _Run:
         now, then = float(best.min()), float(best[: len(rows) - window].min())
         if not (math.isfinite(now) and then - now < 1e-3 * abs(then)):
             return
-        level, noise = self._levels(now)
-        if noise is None:
+        level, floor = self._levels(now)
+        if level <= floor:
             return
         hint = "more restarts (restarts=16)" if self.stack.n > 1 else "fit(..., restarts=8)"
         msg = (
             f"training stalled at step {step}: the training {self.plan.loss_name} "
             f"({level:.3g}) improved by less than 0.1% in {window} steps, far above the "
-            f"data's noise level ({noise:.2g}). Try {hint}, another seed "
+            f"data's noise level ({floor / STALL_FACTOR:.2g}). Try {hint}, another seed "
             "(MultKAN(..., seed=1)) or a wider hidden layer."
         )
         self.warnings.append(msg)
         warnings.warn(msg, StallWarning, stacklevel=4)
 
-    def _levels(self, loss: float) -> tuple[float, float | None]:
-        """The loss in its reported unit and, when the plateau is a stall, the noise level it
-        is compared with (else None). With the squared loss a stall is an RMSE above
-        ``STALL_SPREAD`` times the targets' spread and ``STALL_FACTOR`` times the noise; the
-        noise is estimated (once) only for such plateaus. With another loss: above
-        ``STALL_FACTOR`` times 1% of the first loss."""
-        plan = self.plan
-        if plan.loss_fn is not None:
-            floor = 1e-2 * float(self.rows["train"][0].min())
-            return loss, (floor if loss > STALL_FACTOR * floor else None)
-        level = math.sqrt(max(loss, 0.0))
-        if level <= STALL_SPREAD * plan.spread():
-            return level, None
-        noise = plan.noise_level()
-        return level, (noise if level > STALL_FACTOR * noise else None)
+    def _levels(self, loss: float) -> tuple[float, float]:
+        """The loss in its reported unit and the level above which a plateau is a stall."""
+        if self.plan.loss_fn is None:
+            return math.sqrt(max(loss, 0.0)), STALL_FACTOR * self.plan.noise_level()
+        return loss, STALL_FACTOR * 1e-2 * float(self.rows["train"][0].min())
 
     # --- the end --------------------------------------------------------------------------------
 
